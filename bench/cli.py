@@ -1,0 +1,170 @@
+"""The command line: `python -m bench run|report|export|list`.
+
+User errors (`UserError`) print one line and exit 2; nothing else is caught here.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from bench.errors import UserError
+
+console = Console(stderr=True)
+results_dir_option = click.option(
+    "--results-dir", type=click.Path(path_type=Path), default=Path("results"),
+    show_default=True, help="where bench.sqlite, cell files and reports live")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def app() -> None:
+    """Benchmark harness: fine-tuning vs lightweight adaptation of text generators."""
+
+
+def _quiet_libraries() -> None:
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+
+
+@app.command()
+@click.option("--grid", "grid", is_flag=False, flag_value="mini", default="mini",
+              show_default=True, help="a preset in grids/ or a YAML path; bare --grid runs mini")
+@results_dir_option
+@click.option("--data-dir", type=click.Path(path_type=Path), help="official task files")
+@click.option("--model", help="override the grid's model (hub id, path, mini, random:ARCH)")
+@click.option("--force", is_flag=True, help="rerun finished cells too")
+def run(grid: str, results_dir: Path, data_dir: Path | None, model: str | None,
+        force: bool) -> None:
+    """Run a grid: train and evaluate every cell not yet finished, then write its report."""
+    from bench.grid import expand, load_grid
+    from bench.models import check_available
+    from bench.progress import make_progress
+    from bench.runner import run_cells
+    from bench.store import Store
+    from reports.matrix import write_report
+
+    _quiet_libraries()
+    spec, spec_text = load_grid(grid, model)
+    check_available(spec.model)
+    if data_dir is not None and not data_dir.is_dir():
+        raise UserError(f"--data-dir {data_dir} is not a directory")
+    cells = expand(spec)
+    store = Store(results_dir / "bench.sqlite")
+    store.register_grid(spec.name, spec_text, [c.id for c in cells])
+    started = time.time()
+    try:
+        with make_progress(console) as progress:
+            summary = run_cells(cells, store, results_dir, data_dir, force, progress)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]: finished cells are stored; rerun to resume")
+        sys.exit(130)
+    report = write_report(store, spec.name, results_dir / "reports" / spec.name)
+    _print_summary(store, spec.name)
+    console.print(
+        f"{len(summary.done)} run, {len(summary.skipped)} already done, "
+        f"{len(summary.failed)} failed in {time.time() - started:.1f}s; report: {report}")
+    for cell, reason in summary.failed:
+        console.print(f"[red]failed[/] {cell.describe()}: {reason}")
+    store.close()
+
+
+def _print_summary(store, grid: str) -> None:
+    from reports.matrix import matrix, results_frame
+
+    frame = results_frame(store, grid)
+    if frame.empty:
+        return
+    table = matrix(frame)
+    out = Table(title=f"grid {grid}")
+    out.add_column("method")
+    for column in table.columns:
+        out.add_column(column.replace(" / ", "\n"), justify="right")
+    for row, values in table.iterrows():
+        out.add_row(row, *("" if v != v else str(v) for v in values))  # v != v: NaN
+    Console().print(out)
+
+
+@app.command()
+@results_dir_option
+@click.option("--grid", help="one grid; all grids in the store if unset")
+def report(results_dir: Path, grid: str | None) -> None:
+    """Re-render reports from the results database only."""
+    from bench.store import Store
+    from reports.matrix import write_report
+
+    store = Store.open_existing(results_dir)
+    grids = [grid] if grid else store.grids()
+    for name in grids:
+        if store.grid_spec(name) is None:
+            raise UserError(f"no grid {name!r} in {results_dir}; grids there: "
+                            f"{', '.join(store.grids()) or 'none'}")
+        console.print(f"wrote {write_report(store, name, results_dir / 'reports' / name)}")
+
+
+EXPORT_KEYS = ("cell", "grid", "task", "split", "ood", "method", "settings", "model", "seed",
+               "n_train", "metric", "value", "trained_params", "stored_params")
+
+
+@app.command()
+@results_dir_option
+@click.option("--format", "format_", type=click.Choice(["json", "csv"]), default="json",
+              show_default=True)
+@click.option("--grid", help="only this grid")
+def export(results_dir: Path, format_: str, grid: str | None) -> None:
+    """The results matrix as rows, one per (cell, split, metric), to stdout."""
+    from bench.store import Store
+
+    store = Store.open_existing(results_dir)
+    rows = [{key: row[key] for key in EXPORT_KEYS} for row in store.results(grid)]
+    for row in rows:
+        row["settings"] = json.loads(row["settings"])
+        row["ood"] = bool(row["ood"])
+    if format_ == "json":
+        json.dump(rows, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        writer = csv.DictWriter(sys.stdout, fieldnames=EXPORT_KEYS)
+        writer.writeheader()
+        writer.writerows({**r, "settings": json.dumps(r["settings"], sort_keys=True)} for r in rows)
+
+
+@app.command("list")
+@click.argument("what", type=click.Choice(["tasks", "methods", "metrics", "grids"]),
+                default="tasks")
+def list_(what: str) -> None:
+    """List registered tasks, methods, metrics, or grid presets."""
+    from bench.registry import METHODS, METRICS, TASKS
+
+    if what == "grids":
+        from bench.grid import load_grid, preset_names
+
+        for name in preset_names():
+            print(f"{name}\t{load_grid(name)[0].description}")
+        return
+    registry = {"tasks": TASKS, "methods": METHODS, "metrics": METRICS}[what]
+    for name in registry.names():
+        entry = registry.get(name)
+        print(f"{name}\t{getattr(entry, 'description', '')}")
+
+
+def main() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        app.main(standalone_mode=False)
+    except UserError as error:
+        console.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(2)

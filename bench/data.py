@@ -1,0 +1,71 @@
+"""What a task hands the engine: examples with references, grouped into splits.
+
+A task module in `tasks/` subclasses `Task` and registers it; the engine never needs to know
+where the data came from (the embedded mini world, official files, or the hub).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+TRAIN, DEV = "train", "dev"
+
+
+@dataclass(frozen=True)
+class Example:
+    """One input with all of its references; `source` is already linearized for the model."""
+
+    source: str
+    references: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EvalSplit:
+    """An evaluation split; `ood` tags it out-of-distribution relative to the training data."""
+
+    name: str
+    ood: bool
+
+
+class Task:
+    """Base class of a task: subclasses set the class attributes and implement `load`.
+
+    `version` is part of every cell's identity: bump it when the data a task yields changes, so
+    stored results of the old data are not mistaken for the new.
+    """
+
+    name: str
+    version: str = "1"
+    description: str = ""
+    eval_splits: tuple[EvalSplit, ...] = ()
+    metrics: tuple[str, ...] = ("bleu", "rouge_l")
+
+    def load(self, split: str, data_dir: Path | None) -> list[Example]:
+        raise NotImplementedError
+
+    def split(self, name: str) -> EvalSplit:
+        for split in self.eval_splits:
+            if split.name == name:
+                return split
+        from bench.errors import UserError
+
+        valid = ", ".join(s.name for s in self.eval_splits)
+        raise UserError(f"task {self.name!r} has no eval split {name!r}; valid splits: {valid}")
+
+    def data_files(self, data_dir: Path | None) -> list[Path]:
+        """The files `load` reads, so runs can record their hashes; none for generated tasks."""
+        return []
+
+
+def low_data_subset(examples: list[Example], n: int | None, seed: int) -> list[Example]:
+    """A seeded sample of `n` training inputs (all of them when `n` is None or too large)."""
+    if n is None or n >= len(examples):
+        return examples
+    return random.Random(f"low-data:{seed}:{n}").sample(examples, n)
+
+
+def training_pairs(examples: list[Example]) -> list[tuple[str, str]]:
+    """Every (source, reference) pair: models train on each reference as its own target."""
+    return [(ex.source, ref) for ex in examples for ref in ex.references]

@@ -1,0 +1,178 @@
+"""Batched decoding: beam search (greedy is a beam of one) over a next-token scorer.
+
+Our own loop rather than `model.generate`: a prefix lives in the key/value cache, which
+`generate` handles differently across transformers versions, and the hybrid methods need to mix
+several models' next-token distributions inside the beam. A `Scorer` is anything that can prefill
+prompts, score one more token per row, and follow the beam's reordering.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from transformers import PreTrainedTokenizerBase
+
+from bench.adapted import AdaptedLM
+from bench.progress import Progress, tracker
+from bench.training import encode_source
+
+
+class DecodeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    num_beams: int = Field(5, ge=1, description="1 is greedy decoding")
+    max_new_tokens: int = Field(100, ge=1)
+    min_new_tokens: int = Field(0, ge=0)
+    length_penalty: float = Field(1.0, description="hypothesis score = logprob / length**penalty")
+    batch_size: int = Field(32, ge=1)
+
+
+class Scorer(Protocol):
+    def prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities [rows, vocab] of the token after each left-padded prompt."""
+
+    def expand(self, times: int) -> None:
+        """Repeat every row `times` times (row i becomes rows i*times ... i*times+times-1)."""
+
+    def step(self, tokens: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Append one token per row; log-probabilities of the next."""
+
+    def reorder(self, rows: torch.Tensor) -> None:
+        """Keep the state of `rows`, in that order."""
+
+
+class LMScorer:
+    """A `Scorer` over one adapted LM and its key/value cache."""
+
+    def __init__(self, model: AdaptedLM) -> None:
+        self.model = model
+        self.cache = None
+
+    def prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        logits, self.cache = self.model(input_ids, attention_mask)
+        return torch.log_softmax(logits[:, -1].float(), dim=-1)
+
+    def expand(self, times: int) -> None:
+        self.cache.batch_repeat_interleave(times)
+
+    def step(self, tokens: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        logits, self.cache = self.model(tokens[:, None], attention_mask, self.cache)
+        return torch.log_softmax(logits[:, -1].float(), dim=-1)
+
+    def reorder(self, rows: torch.Tensor) -> None:
+        self.cache.reorder_cache(rows)
+
+
+@torch.no_grad()
+def beam_search(
+    scorer: Scorer,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    eos_id: int,
+    config: DecodeConfig,
+) -> list[list[int]]:
+    """The best hypothesis per prompt, as token ids without the final eos.
+
+    Finished hypotheses are ranked by logprob / length**length_penalty; a prompt stops once it
+    has `num_beams` finished ones and no live beam can still beat the worst of them.
+    """
+    batch, beams = input_ids.shape[0], config.num_beams
+    device = input_ids.device
+    logprobs = scorer.prefill(input_ids, attention_mask)
+    scorer.expand(beams)
+    mask = attention_mask.repeat_interleave(beams, dim=0)
+    # All beams of a prompt start identical: only the first may expand at the first step.
+    scores = torch.full((batch, beams), -torch.inf, device=device)
+    scores[:, 0] = 0.0
+    logprobs = logprobs.repeat_interleave(beams, dim=0)
+    tokens = torch.zeros((batch * beams, 0), dtype=torch.long, device=device)
+    finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(batch)]
+    done = [False] * batch
+
+    def normalized(score: float, length: int) -> float:
+        return score / max(length, 1) ** config.length_penalty
+
+    for step in range(config.max_new_tokens):
+        if step < config.min_new_tokens:
+            logprobs[:, eos_id] = -torch.inf
+        vocab = logprobs.shape[-1]
+        candidates = (scores.view(-1, 1) + logprobs).view(batch, beams * vocab)
+        top_scores, top_ids = candidates.topk(2 * beams, dim=-1)
+        next_rows, next_tokens, next_scores = [], [], []
+        for b in range(batch):
+            kept = 0
+            for score, flat in zip(top_scores[b].tolist(), top_ids[b].tolist(), strict=True):
+                row, token = b * beams + flat // vocab, flat % vocab
+                if token == eos_id or step == config.max_new_tokens - 1:
+                    if not done[b] and score > -torch.inf:
+                        ids = tokens[row].tolist() + ([] if token == eos_id else [token])
+                        finished[b].append((normalized(score, len(ids) + 1), ids))
+                    continue
+                if kept < beams:
+                    next_rows.append(row)
+                    next_tokens.append(token)
+                    next_scores.append(score if not done[b] else -torch.inf)
+                    kept += 1
+            while kept < beams:  # fewer live candidates than beams: pad with dead rows
+                next_rows.append(b * beams)
+                next_tokens.append(eos_id)
+                next_scores.append(-torch.inf)
+                kept += 1
+            finished[b].sort(key=lambda h: -h[0])
+            del finished[b][beams:]
+            best_live = max(next_scores[-beams:])
+            if len(finished[b]) == beams and (
+                best_live == -torch.inf
+                or normalized(best_live, step + 2) <= finished[b][-1][0]
+            ):
+                done[b] = True
+        if all(done) or step == config.max_new_tokens - 1:
+            break
+        rows = torch.tensor(next_rows, device=device)
+        chosen = torch.tensor(next_tokens, device=device)
+        scores = torch.tensor(next_scores, device=device).view(batch, beams)
+        tokens = torch.cat([tokens[rows], chosen[:, None]], dim=1)
+        mask = torch.cat([mask[rows], mask.new_ones(len(rows), 1)], dim=1)
+        scorer.reorder(rows)
+        logprobs = scorer.step(chosen, mask)
+    return [max(hyps, key=lambda h: h[0])[1] if hyps else [] for hyps in finished]
+
+
+def left_pad(rows: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    input_ids = torch.full((len(rows), width), pad_id)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        input_ids[i, width - len(row) :] = torch.tensor(row)
+        mask[i, width - len(row) :] = 1
+    return input_ids, mask
+
+
+def generate(
+    model: AdaptedLM,
+    tokenizer: PreTrainedTokenizerBase,
+    sources: Sequence[str],
+    config: DecodeConfig,
+    max_source_tokens: int,
+    device: torch.device,
+    progress: Progress | None = None,
+) -> list[str]:
+    """One output per source. Sources are decoded longest first, so batches pad little."""
+    model.eval()
+    encoded = [encode_source(tokenizer, s, max_source_tokens) for s in sources]
+    order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
+    outputs: list[str] = [""] * len(sources)
+    n_batches = -(-len(order) // config.batch_size)
+    with tracker(progress, "  generating", n_batches) as advance:
+        for start in range(0, len(order), config.batch_size):
+            index = order[start : start + config.batch_size]
+            input_ids, mask = left_pad([encoded[i] for i in index], tokenizer.eos_token_id)
+            hyps = beam_search(LMScorer(model), input_ids.to(device), mask.to(device),
+                               tokenizer.eos_token_id, config)
+            for i, ids in zip(index, hyps, strict=True):
+                outputs[i] = tokenizer.decode(ids, skip_special_tokens=True).strip()
+            advance(1)
+    return outputs

@@ -1,0 +1,165 @@
+"""The training loop: AdamW, linear schedule with warmup, gradient accumulation, seeded.
+
+Readable top to bottom on purpose. Examples are `source <eos> target <eos>` with the loss on the
+target tokens only, the paper's format for GPT-2 (`src bos tgt eos`, where bos == eos).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from transformers import PreTrainedTokenizerBase, get_linear_schedule_with_warmup
+
+from bench.adapted import AdaptedLM
+from bench.progress import Progress, tracker
+
+IGNORE = -100
+
+
+class TrainConfig(BaseModel):
+    """Training settings of a cell; a method entry in a grid may override any of them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    epochs: int = Field(5, ge=1)
+    max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps")
+    lr: float = Field(5e-5, gt=0)
+    batch_size: int = Field(8, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    warmup_steps: int = Field(0, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    schedule: str = Field("linear", pattern="^(linear|constant)$")
+    max_grad_norm: float = Field(1.0, gt=0)
+    max_source_tokens: int = Field(512, ge=8)
+    max_target_tokens: int = Field(128, ge=8)
+    dev_examples: int = Field(256, ge=0, description="dev pairs scored for the dev loss")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite: the cell fails with this reason and the grid goes on."""
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    seconds: float
+    losses: list[tuple[int, float]] = field(default_factory=list)  # (step, mean train loss)
+    dev_losses: list[tuple[int, float]] = field(default_factory=list)  # (epoch, dev loss)
+
+
+def encode_source(tokenizer: PreTrainedTokenizerBase, source: str, max_tokens: int) -> list[int]:
+    return tokenizer.encode(" " + source)[: max_tokens - 1] + [tokenizer.eos_token_id]
+
+
+def encode_pair(
+    tokenizer: PreTrainedTokenizerBase, source: str, target: str, config: TrainConfig
+) -> tuple[list[int], list[int]]:
+    """(input ids, labels): labels mask the source with IGNORE."""
+    src = encode_source(tokenizer, source, config.max_source_tokens)
+    tgt = tokenizer.encode(" " + target)[: config.max_target_tokens - 1] + [tokenizer.eos_token_id]
+    return src + tgt, [IGNORE] * len(src) + tgt
+
+
+def collate(
+    encoded: Sequence[tuple[list[int], list[int]]], pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded (input_ids, attention_mask, labels)."""
+    width = max(len(ids) for ids, _ in encoded)
+    input_ids = torch.full((len(encoded), width), pad_id)
+    attention = torch.zeros((len(encoded), width), dtype=torch.long)
+    labels = torch.full((len(encoded), width), IGNORE)
+    for row, (ids, labs) in enumerate(encoded):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        attention[row, : len(ids)] = 1
+        labels[row, : len(labs)] = torch.tensor(labs)
+    return input_ids, attention, labels
+
+
+def batch_loss(model: AdaptedLM, batch: tuple[torch.Tensor, ...], device: torch.device) -> torch.Tensor:
+    input_ids, attention, labels = (t.to(device) for t in batch)
+    logits, _ = model(input_ids, attention)
+    return torch.nn.functional.cross_entropy(
+        logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=IGNORE
+    )
+
+
+@torch.no_grad()
+def evaluate_loss(model: AdaptedLM, encoded: list, batch_size: int, pad_id: int,
+                  device: torch.device) -> float:
+    model.eval()
+    total, tokens = 0.0, 0
+    for start in range(0, len(encoded), batch_size):
+        batch = collate(encoded[start : start + batch_size], pad_id)
+        n = int((batch[2][:, 1:] != IGNORE).sum())
+        total += batch_loss(model, batch, device).item() * n
+        tokens += n
+    model.train()
+    return total / max(tokens, 1)
+
+
+def train(
+    model: AdaptedLM,
+    tokenizer: PreTrainedTokenizerBase,
+    pairs: list[tuple[str, str]],
+    dev_pairs: list[tuple[str, str]],
+    config: TrainConfig,
+    seed: int,
+    device: torch.device,
+    progress: Progress | None = None,
+) -> TrainResult:
+    torch.manual_seed(seed)
+    order_rng = random.Random(seed)
+    pad_id = tokenizer.eos_token_id
+    examples = [encode_pair(tokenizer, s, t, config) for s, t in pairs]
+    dev = [encode_pair(tokenizer, s, t, config) for s, t in dev_pairs[: config.dev_examples]]
+
+    per_step = config.batch_size * config.grad_accum
+    steps_per_epoch = math.ceil(len(examples) / per_step)
+    total_steps = min(config.max_steps or math.inf, config.epochs * steps_per_epoch)
+    parameters = model.trainable_parameters()
+    optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    if config.schedule == "linear":
+        scheduler = get_linear_schedule_with_warmup(optimizer, config.warmup_steps, total_steps)
+    else:
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: min(1.0, (s + 1) / max(1, config.warmup_steps)))
+
+    result = TrainResult(steps=0, seconds=0.0)
+    started = time.time()
+    model.train()
+    with tracker(progress, "  training", int(total_steps)) as advance:
+        for epoch in range(config.epochs):
+            order_rng.shuffle(examples)
+            for start in range(0, len(examples), per_step):
+                chunk = examples[start : start + per_step]
+                step_loss = 0.0
+                for micro in range(0, len(chunk), config.batch_size):
+                    batch = collate(chunk[micro : micro + config.batch_size], pad_id)
+                    loss = batch_loss(model, batch, device)
+                    if not torch.isfinite(loss):
+                        raise TrainingDiverged(f"training loss is {loss.item()} at step {result.steps}")
+                    share = len(batch[0]) / len(chunk)  # weight micro-batches by their size
+                    (loss * share).backward()
+                    step_loss += loss.item() * share
+                torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                result.steps += 1
+                result.losses.append((result.steps, step_loss))
+                advance(1, loss=step_loss)
+                if result.steps >= total_steps:
+                    break
+            if dev:
+                result.dev_losses.append(
+                    (epoch + 1, evaluate_loss(model, dev, config.batch_size, pad_id, device)))
+            if result.steps >= total_steps:
+                break
+    result.seconds = time.time() - started
+    return result

@@ -1,0 +1,1 @@
+"""Grid presets: YAML files, one per preset (`python -m bench list grids`)."""

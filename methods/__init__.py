@@ -1,0 +1,1 @@
+"""Methods: each module registers a `bench.adapted.Method` with `@METHODS.register(name)`."""

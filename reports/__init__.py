@@ -1,0 +1,1 @@
+"""Reports: tables and plots rendered from the results store only."""
