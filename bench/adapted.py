@@ -45,7 +45,9 @@ class AdaptedLM(nn.Module):
         missing, unexpected = self.base.load_state_dict(state, strict=False)
         tied = {k for k in missing if k.endswith("lm_head.weight")}
         if set(missing) - tied or unexpected:
-            raise ValueError(f"stored state does not fit: missing {missing}, unexpected {unexpected}")
+            raise ValueError(
+                f"stored state does not fit: missing {missing}, unexpected {unexpected}"
+            )
 
     # --- what the model sees before the input ----------------------------------------------
     prefix_length: int = 0

@@ -20,8 +20,12 @@ from bench.errors import UserError
 
 console = Console(stderr=True)
 results_dir_option = click.option(
-    "--results-dir", type=click.Path(path_type=Path), default=Path("results"),
-    show_default=True, help="where bench.sqlite, cell files and reports live")
+    "--results-dir",
+    type=click.Path(path_type=Path),
+    default=Path("results"),
+    show_default=True,
+    help="where bench.sqlite, cell files and reports live",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -36,14 +40,22 @@ def _quiet_libraries() -> None:
 
 
 @app.command()
-@click.option("--grid", "grid", is_flag=False, flag_value="mini", default="mini",
-              show_default=True, help="a preset in grids/ or a YAML path; bare --grid runs mini")
+@click.option(
+    "--grid",
+    "grid",
+    is_flag=False,
+    flag_value="mini",
+    default="mini",
+    show_default=True,
+    help="a preset in grids/ or a YAML path; bare --grid runs mini",
+)
 @results_dir_option
 @click.option("--data-dir", type=click.Path(path_type=Path), help="official task files")
 @click.option("--model", help="override the grid's model (hub id, path, mini, random:ARCH)")
 @click.option("--force", is_flag=True, help="rerun finished cells too")
-def run(grid: str, results_dir: Path, data_dir: Path | None, model: str | None,
-        force: bool) -> None:
+def run(
+    grid: str, results_dir: Path, data_dir: Path | None, model: str | None, force: bool
+) -> None:
     """Run a grid: train and evaluate every cell not yet finished, then write its report."""
     from bench.grid import expand, load_grid
     from bench.models import check_available
@@ -71,26 +83,27 @@ def run(grid: str, results_dir: Path, data_dir: Path | None, model: str | None,
     _print_summary(store, spec.name)
     console.print(
         f"{len(summary.done)} run, {len(summary.skipped)} already done, "
-        f"{len(summary.failed)} failed in {time.time() - started:.1f}s; report: {report}")
+        f"{len(summary.failed)} failed in {time.time() - started:.1f}s; report: {report}"
+    )
     for cell, reason in summary.failed:
         console.print(f"[red]failed[/] {cell.describe()}: {reason}")
     store.close()
 
 
 def _print_summary(store, grid: str) -> None:
+    """One table per task (a single wide matrix does not fit a terminal)."""
     from reports.matrix import matrix, results_frame
 
     frame = results_frame(store, grid)
-    if frame.empty:
-        return
-    table = matrix(frame)
-    out = Table(title=f"grid {grid}")
-    out.add_column("method")
-    for column in table.columns:
-        out.add_column(column.replace(" / ", "\n"), justify="right")
-    for row, values in table.iterrows():
-        out.add_row(row, *("" if v != v else str(v) for v in values))  # v != v: NaN
-    Console().print(out)
+    for task, part in frame.groupby("task", sort=False):
+        table = matrix(part)
+        out = Table(title=f"{grid}: {task}", title_justify="left")
+        out.add_column("method")
+        for column in table.columns:
+            out.add_column(column.removeprefix(f"{task} / ").replace(" / ", " "), justify="right")
+        for row, values in table.iterrows():
+            out.add_row(row, *("" if v != v else str(v) for v in values))  # v != v: NaN
+        console.print(out)
 
 
 @app.command()
@@ -105,19 +118,36 @@ def report(results_dir: Path, grid: str | None) -> None:
     grids = [grid] if grid else store.grids()
     for name in grids:
         if store.grid_spec(name) is None:
-            raise UserError(f"no grid {name!r} in {results_dir}; grids there: "
-                            f"{', '.join(store.grids()) or 'none'}")
+            raise UserError(
+                f"no grid {name!r} in {results_dir}; grids there: "
+                f"{', '.join(store.grids()) or 'none'}"
+            )
         console.print(f"wrote {write_report(store, name, results_dir / 'reports' / name)}")
 
 
-EXPORT_KEYS = ("cell", "grid", "task", "split", "ood", "method", "settings", "model", "seed",
-               "n_train", "metric", "value", "trained_params", "stored_params")
+EXPORT_KEYS = (
+    "cell",
+    "grid",
+    "task",
+    "split",
+    "ood",
+    "method",
+    "settings",
+    "model",
+    "seed",
+    "n_train",
+    "metric",
+    "value",
+    "trained_params",
+    "stored_params",
+)
 
 
 @app.command()
 @results_dir_option
-@click.option("--format", "format_", type=click.Choice(["json", "csv"]), default="json",
-              show_default=True)
+@click.option(
+    "--format", "format_", type=click.Choice(["json", "csv"]), default="json", show_default=True
+)
 @click.option("--grid", help="only this grid")
 def export(results_dir: Path, format_: str, grid: str | None) -> None:
     """The results matrix as rows, one per (cell, split, metric), to stdout."""
@@ -138,8 +168,9 @@ def export(results_dir: Path, format_: str, grid: str | None) -> None:
 
 
 @app.command("list")
-@click.argument("what", type=click.Choice(["tasks", "methods", "metrics", "grids"]),
-                default="tasks")
+@click.argument(
+    "what", type=click.Choice(["tasks", "methods", "metrics", "grids"]), default="tasks"
+)
 def list_(what: str) -> None:
     """List registered tasks, methods, metrics, or grid presets."""
     from bench.registry import METHODS, METRICS, TASKS
@@ -154,6 +185,24 @@ def list_(what: str) -> None:
     for name in registry.names():
         entry = registry.get(name)
         print(f"{name}\t{getattr(entry, 'description', '')}")
+
+
+@app.command()
+@click.option("--grid", default="mini", show_default=True, help="preset name or YAML path")
+@click.option("--warm-only", is_flag=True, help="skip the cold run (keep the model cache)")
+@click.option("--out", type=click.Path(path_type=Path), help="also write the JSON here")
+def perf(grid: str, warm_only: bool, out: Path | None) -> None:
+    """Benchmark a grid: cold (empty model cache), warm, and a rerun that skips every cell."""
+    from bench.grid import load_grid
+    from bench.perf import benchmark
+
+    load_grid(grid)  # bad input fails here, before minutes of work
+    runs = "warm, rerun" if warm_only else "cold, warm, rerun"
+    console.print(f"benchmarking grid {grid}: {runs}")
+    text = json.dumps(benchmark(grid, cold=not warm_only), indent=2)
+    print(text)
+    if out is not None:
+        out.write_text(text + "\n")
 
 
 def main() -> None:

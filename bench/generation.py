@@ -100,7 +100,8 @@ def beam_search(
             logprobs[:, eos_id] = -torch.inf
         vocab = logprobs.shape[-1]
         candidates = (scores.view(-1, 1) + logprobs).view(batch, beams * vocab)
-        top_scores, top_ids = candidates.topk(2 * beams, dim=-1)
+        # 2k candidates keep k live beams even if k of them end; a beam of one is plain greedy.
+        top_scores, top_ids = candidates.topk(2 * beams if beams > 1 else 1, dim=-1)
         next_rows, next_tokens, next_scores = [], [], []
         for b in range(batch):
             kept = 0
@@ -125,8 +126,7 @@ def beam_search(
             del finished[b][beams:]
             best_live = max(next_scores[-beams:])
             if len(finished[b]) == beams and (
-                best_live == -torch.inf
-                or normalized(best_live, step + 2) <= finished[b][-1][0]
+                best_live == -torch.inf or normalized(best_live, step + 2) <= finished[b][-1][0]
             ):
                 done[b] = True
         if all(done) or step == config.max_new_tokens - 1:
@@ -170,8 +170,13 @@ def generate(
         for start in range(0, len(order), config.batch_size):
             index = order[start : start + config.batch_size]
             input_ids, mask = left_pad([encoded[i] for i in index], tokenizer.eos_token_id)
-            hyps = beam_search(LMScorer(model), input_ids.to(device), mask.to(device),
-                               tokenizer.eos_token_id, config)
+            hyps = beam_search(
+                LMScorer(model),
+                input_ids.to(device),
+                mask.to(device),
+                tokenizer.eos_token_id,
+                config,
+            )
             for i, ids in zip(index, hyps, strict=True):
                 outputs[i] = tokenizer.decode(ids, skip_special_tokens=True).strip()
             advance(1)

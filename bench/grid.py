@@ -119,8 +119,10 @@ def preset_path(ref: str) -> Path:
         return candidate
     preset = PRESETS_DIR / f"{ref}.yaml"
     if not preset.is_file():
-        raise UserError(f"unknown grid {ref!r}; presets: {', '.join(preset_names())}, "
-                        "or pass a path to a YAML file")
+        raise UserError(
+            f"unknown grid {ref!r}; presets: {', '.join(preset_names())}, "
+            "or pass a path to a YAML file"
+        )
     return preset
 
 
@@ -173,13 +175,24 @@ def expand(spec: GridSpec) -> list[Cell]:
             train = TrainConfig.model_validate({**spec.train.model_dump(), **method_entry.train})
             for n_train in task_entry.n_train:
                 for seed in spec.seeds:
-                    cells.append(Cell(
-                        task=task.name, task_version=task.version, splits=splits,
-                        eval_limit=task_entry.eval_limit, method=method_entry.name,
-                        label=method_entry.label or _label(method_entry.name, method_entry.settings),
-                        settings=settings, model=spec.model, checkpoint=checkpoint, seed=seed,
-                        n_train=n_train, train=train, decode=spec.decode,
-                    ))
+                    cells.append(
+                        Cell(
+                            task=task.name,
+                            task_version=task.version,
+                            splits=splits,
+                            eval_limit=task_entry.eval_limit,
+                            method=method_entry.name,
+                            label=method_entry.label
+                            or _label(method_entry.name, method_entry.settings),
+                            settings=settings,
+                            model=spec.model,
+                            checkpoint=checkpoint,
+                            seed=seed,
+                            n_train=n_train,
+                            train=train,
+                            decode=spec.decode,
+                        )
+                    )
     unique: dict[str, Cell] = {}
     for cell in cells:  # identical entries (same resolved config) run once
         unique.setdefault(cell.id, cell)

@@ -98,8 +98,8 @@ def load_model(spec: str, seed: int, progress: Progress | None = None) -> Loaded
 def meta_model(spec: str) -> PreTrainedModel:
     """The model of a `random:` spec on the meta device: shapes without memory, for counting."""
     if not spec.startswith(RANDOM_PREFIX):
-        raise UserError(f"parameter counts need a built-in config such as random:gpt2-medium, "
-                        f"not {spec!r}")
+        raise UserError(
+            f"parameter counts need a built-in config such as random:gpt2-medium, not {spec!r}"
+        )
     with torch.device("meta"):
         return AutoModelForCausalLM.from_config(architecture_config(spec[len(RANDOM_PREFIX) :]))
-

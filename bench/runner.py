@@ -67,15 +67,20 @@ def run_cells(
     provenance = collect_provenance()
     todo = [c for c in cells if force or store.status(c.id) != "done"]
     summary.skipped = [c for c in cells if c not in todo]
-    grid_bar = progress.add_task("grid", total=len(cells), completed=len(summary.skipped),
-                                 info="") if progress else None
+    grid_bar = (
+        progress.add_task("grid", total=len(cells), completed=len(summary.skipped), info="")
+        if progress
+        else None
+    )
     for cell in todo:
         if progress is not None:
             progress.update(grid_bar, info=cell.describe())
         store.start_cell(cell.id, cell.model_dump(mode="json"))
+        started = time.time()
         try:
             run_cell(cell, store, results_dir, data_dir, provenance, progress)
             summary.done.append(cell)
+            _say(progress, f"done   {cell.describe()} ({time.time() - started:.0f}s)")
         except KeyboardInterrupt:
             store.fail_cell(cell.id, "interrupted", "interrupted by the user", provenance)
             raise
@@ -83,9 +88,16 @@ def run_cells(
             reason = f"{type(error).__name__}: {error}"
             store.fail_cell(cell.id, "failed", reason + "\n" + traceback.format_exc(), provenance)
             summary.failed.append((cell, reason))
+            _say(progress, f"failed {cell.describe()}: {reason}")
         if progress is not None:
             progress.advance(grid_bar)
     return summary
+
+
+def _say(progress: Progress | None, line: str) -> None:
+    """A line per finished cell: above the bars on a terminal, the only output in a CI log."""
+    if progress is not None:
+        progress.console.print(line, highlight=False)
 
 
 def run_cell(
@@ -116,16 +128,36 @@ def run_cell(
     total = count(list(loaded.model.parameters()))
     timings["setup"] = time.time() - clock
 
-    result = train(model, loaded.tokenizer, training_pairs(train_examples),
-                   training_pairs(dev_examples), cell.train, cell.seed, run_device, progress)
+    result = train(
+        model,
+        loaded.tokenizer,
+        training_pairs(train_examples),
+        training_pairs(dev_examples),
+        cell.train,
+        cell.seed,
+        run_device,
+        progress,
+    )
     timings["train"] = result.seconds
     model.finalize()
 
     clock = time.time()
     unique_sources = list(dict.fromkeys(ex.source for exs in eval_examples.values() for ex in exs))
-    outputs = dict(zip(unique_sources, generate(
-        model, loaded.tokenizer, unique_sources, cell.decode, cell.train.max_source_tokens,
-        run_device, progress), strict=True))
+    outputs = dict(
+        zip(
+            unique_sources,
+            generate(
+                model,
+                loaded.tokenizer,
+                unique_sources,
+                cell.decode,
+                cell.train.max_source_tokens,
+                run_device,
+                progress,
+            ),
+            strict=True,
+        )
+    )
     timings["generate"] = time.time() - clock
 
     clock = time.time()
@@ -147,8 +179,13 @@ def run_cell(
         ParamCounts(trained=trained, stored=count(stored), total=total, stored_bytes=stored_bytes),
         {"train": result.losses, "dev": result.dev_losses},
         timings,
-        {**provenance, "checkpoint": loaded.checkpoint, "data_sha256": data_hashes,
-         "train_examples": len(train_examples), "train_steps": result.steps},
+        {
+            **provenance,
+            "checkpoint": loaded.checkpoint,
+            "data_sha256": data_hashes,
+            "train_examples": len(train_examples),
+            "train_steps": result.steps,
+        },
     )
 
 
@@ -170,8 +207,16 @@ def write_cell_files(
     for split, examples in eval_examples.items():
         with (staging / "predictions" / f"{split}.jsonl").open("w") as f:
             for ex in examples:
-                f.write(json.dumps({"source": ex.source, "prediction": outputs[ex.source],
-                                    "references": list(ex.references)}) + "\n")
+                f.write(
+                    json.dumps(
+                        {
+                            "source": ex.source,
+                            "prediction": outputs[ex.source],
+                            "references": list(ex.references),
+                        }
+                    )
+                    + "\n"
+                )
     save_file(stored, staging / "stored.safetensors")
     shutil.rmtree(out, ignore_errors=True)
     os.replace(staging, out)
@@ -200,8 +245,16 @@ def collect_provenance() -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             versions[package] = None
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).parent, timeout=5).stdout.strip() or None
+        sha = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"],
+                capture_output=True,
+                text=True,
+                cwd=Path(__file__).parent,
+                timeout=5,
+            ).stdout.strip()
+            or None
+        )
     except (OSError, subprocess.TimeoutExpired):
         sha = None
     return {

@@ -119,8 +119,10 @@ class Store:
 
         path = results_dir / "bench.sqlite"
         if not path.is_file():
-            raise UserError(f"no results in {results_dir} (no bench.sqlite); run a grid first "
-                            "with `python -m bench run --grid`, or pass --results-dir")
+            raise UserError(
+                f"no results in {results_dir} (no bench.sqlite); run a grid first "
+                "with `python -m bench run --grid`, or pass --results-dir"
+            )
         return cls(path)
 
     def close(self) -> None:
@@ -139,10 +141,14 @@ class Store:
     # --- writing ----------------------------------------------------------------------------
     def register_grid(self, name: str, spec_text: str, cells: list[str]) -> None:
         with self.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO grids VALUES (?, ?, ?)", (name, spec_text, time.time()))
+            db.execute(
+                "INSERT OR REPLACE INTO grids VALUES (?, ?, ?)", (name, spec_text, time.time())
+            )
             db.execute("DELETE FROM grid_cells WHERE grid = ?", (name,))
-            db.executemany("INSERT INTO grid_cells VALUES (?, ?, ?)",
-                           [(name, cell, i) for i, cell in enumerate(cells)])
+            db.executemany(
+                "INSERT INTO grid_cells VALUES (?, ?, ?)",
+                [(name, cell, i) for i, cell in enumerate(cells)],
+            )
 
     def start_cell(self, cell: str, config: dict[str, Any]) -> None:
         with self.transaction() as db:
@@ -150,9 +156,19 @@ class Store:
             db.execute(
                 "INSERT INTO runs (cell, config, task, method, label, settings, model, checkpoint,"
                 " seed, n_train, status, started_at) VALUES (?,?,?,?,?,?,?,?,?,?,'running',?)",
-                (cell, json.dumps(config, sort_keys=True), config["task"], config["method"],
-                 config["label"], json.dumps(config["settings"], sort_keys=True), config["model"],
-                 config["checkpoint"], config["seed"], config["n_train"], time.time()),
+                (
+                    cell,
+                    json.dumps(config, sort_keys=True),
+                    config["task"],
+                    config["method"],
+                    config["label"],
+                    json.dumps(config["settings"], sort_keys=True),
+                    config["model"],
+                    config["checkpoint"],
+                    config["seed"],
+                    config["n_train"],
+                    time.time(),
+                ),
             )
 
     def finish_cell(
@@ -165,13 +181,22 @@ class Store:
         provenance: dict[str, Any],
     ) -> None:
         with self.transaction() as db:
-            db.executemany("INSERT INTO scores VALUES (?,?,?,?,?,?)",
-                           [(cell, s.split, int(s.ood), s.metric, s.value, s.n) for s in scores])
-            db.execute("INSERT INTO params VALUES (?,?,?,?,?)",
-                       (cell, params.trained, params.stored, params.total, params.stored_bytes))
-            db.executemany("INSERT INTO losses VALUES (?,?,?,?)",
-                           [(cell, kind, step, value)
-                            for kind, curve in losses.items() for step, value in curve])
+            db.executemany(
+                "INSERT INTO scores VALUES (?,?,?,?,?,?)",
+                [(cell, s.split, int(s.ood), s.metric, s.value, s.n) for s in scores],
+            )
+            db.execute(
+                "INSERT INTO params VALUES (?,?,?,?,?)",
+                (cell, params.trained, params.stored, params.total, params.stored_bytes),
+            )
+            db.executemany(
+                "INSERT INTO losses VALUES (?,?,?,?)",
+                [
+                    (cell, kind, step, value)
+                    for kind, curve in losses.items()
+                    for step, value in curve
+                ],
+            )
             db.execute(
                 "UPDATE runs SET status='done', error=NULL, finished_at=?, timings=?, provenance=?"
                 " WHERE cell=?",
@@ -205,10 +230,14 @@ class Store:
 
     def runs(self, grid: str | None = None) -> list[sqlite3.Row]:
         if grid is None:
-            return self.db.execute("SELECT r.*, NULL AS grid FROM runs r ORDER BY started_at").fetchall()
+            return self.db.execute(
+                "SELECT r.*, NULL AS grid FROM runs r ORDER BY started_at"
+            ).fetchall()
         return self.db.execute(
             "SELECT r.*, g.grid FROM runs r JOIN grid_cells g ON g.cell = r.cell"
-            " WHERE g.grid = ? ORDER BY g.position", (grid,)).fetchall()
+            " WHERE g.grid = ? ORDER BY g.position",
+            (grid,),
+        ).fetchall()
 
     def results(self, grid: str | None = None) -> list[sqlite3.Row]:
         """One row per (grid, cell, split, metric) of finished cells, with parameter counts."""
@@ -220,8 +249,15 @@ class Store:
             " p.stored_bytes"
             " FROM scores s JOIN runs r ON r.cell = s.cell JOIN params p ON p.cell = s.cell"
             f" JOIN grid_cells g ON g.cell = s.cell {where}"
-            " ORDER BY g.grid, g.position, s.split, s.metric", args).fetchall()
+            " ORDER BY g.grid, g.position, s.split, s.metric",
+            args,
+        ).fetchall()
 
     def losses(self, cell: str, kind: str = "train") -> list[tuple[int, float]]:
-        return [(r["step"], r["value"]) for r in self.db.execute(
-            "SELECT step, value FROM losses WHERE cell = ? AND kind = ? ORDER BY step", (cell, kind))]
+        return [
+            (r["step"], r["value"])
+            for r in self.db.execute(
+                "SELECT step, value FROM losses WHERE cell = ? AND kind = ? ORDER BY step",
+                (cell, kind),
+            )
+        ]

@@ -59,8 +59,9 @@ class PrefixLM(AdaptedLM):
         prefix = self._prefix()
         cache = DynamicCache()
         for layer in range(self.n_layer):
-            key, value = (prefix[layer, i].unsqueeze(0).expand(batch_size, -1, -1, -1)
-                          for i in (0, 1))
+            key, value = (
+                prefix[layer, i].unsqueeze(0).expand(batch_size, -1, -1, -1) for i in (0, 1)
+            )
             cache.update(key, value, layer)
         return cache
 

@@ -20,13 +20,32 @@ from bench.store import Store
 
 def results_frame(store: Store, grid: str | None = None) -> pd.DataFrame:
     rows = [dict(r) for r in store.results(grid)]
-    columns = ["grid", "cell", "task", "split", "ood", "method", "label", "settings", "model",
-               "checkpoint", "seed", "n_train", "metric", "value", "n", "trained_params",
-               "stored_params", "total_params", "stored_bytes"]
+    columns = [
+        "grid",
+        "cell",
+        "task",
+        "split",
+        "ood",
+        "method",
+        "label",
+        "settings",
+        "model",
+        "checkpoint",
+        "seed",
+        "n_train",
+        "metric",
+        "value",
+        "n",
+        "trained_params",
+        "stored_params",
+        "total_params",
+        "stored_bytes",
+    ]
     frame = pd.DataFrame(rows, columns=columns)
     frame["ood"] = frame["ood"].astype(bool)
     frame["row"] = frame["label"] + frame["n_train"].map(
-        lambda n: "" if pd.isna(n) else f" n={int(n)}")
+        lambda n: "" if pd.isna(n) else f" n={int(n)}"
+    )
     return frame
 
 
@@ -39,15 +58,22 @@ def _mean_std(values: pd.Series) -> str:
 def matrix(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows x (task / split [ID|OOD] / metric) as formatted strings, in grid order."""
     rows = list(dict.fromkeys(frame["row"]))
-    frame = frame.assign(column=frame["task"] + " / " + frame["split"]
-                         + frame["ood"].map({True: " [OOD]", False: " [ID]"}) + " / "
-                         + frame["metric"])
+    frame = frame.assign(
+        column=frame["task"]
+        + " / "
+        + frame["split"]
+        + frame["ood"].map({True: " [OOD]", False: " [ID]"})
+        + " / "
+        + frame["metric"]
+    )
     columns = list(dict.fromkeys(frame["column"]))
     table = frame.pivot_table(index="row", columns="column", values="value", aggfunc=_mean_std)
     table = table.reindex(index=rows, columns=columns)
-    params = frame.groupby("row").agg(trained=("trained_params", "max"),
-                                      stored=("stored_params", "max"),
-                                      total=("total_params", "max"))
+    params = frame.groupby("row").agg(
+        trained=("trained_params", "max"),
+        stored=("stored_params", "max"),
+        total=("total_params", "max"),
+    )
     table["trained %"] = (100 * params["trained"] / params["total"]).map(lambda v: f"{v:.3g}")
     table["stored params"] = params["stored"].map(lambda v: f"{int(v):,}")
     table.index.name = "method"
@@ -71,8 +97,13 @@ def plot_id_vs_ood(frame: pd.DataFrame, path: Path) -> bool:
         means = part.groupby(["row", "split"], sort=False)["value"].mean().unstack()
         for row, values in means.iterrows():
             ax.scatter(values[id_split], values[ood_split], s=60)
-            ax.annotate(row, (values[id_split], values[ood_split]), textcoords="offset points",
-                        xytext=(6, 4), fontsize=9)
+            ax.annotate(
+                row,
+                (values[id_split], values[ood_split]),
+                textcoords="offset points",
+                xytext=(6, 4),
+                fontsize=9,
+            )
         ax.set_xlabel(f"{id_split} (ID) {metric}")
         ax.set_ylabel(f"{ood_split} (OOD) {metric}")
         ax.set_title(task)
@@ -93,8 +124,14 @@ def write_report(store: Store, grid: str, out_dir: Path) -> Path:
     lines.append(f"{done} of {len(runs)} cells finished.")
     if not frame.empty:
         models = ", ".join(sorted(set(frame["model"])))
-        lines += ["", f"Model: {models}. Scores are on each metric's own scale "
-                  "(BLEU 0-100, ROUGE-L F1 x 100).", "", matrix(frame).to_markdown(), ""]
+        lines += [
+            "",
+            f"Model: {models}. Scores are on each metric's own scale "
+            "(BLEU 0-100, ROUGE-L F1 x 100).",
+            "",
+            matrix(frame).to_markdown(),
+            "",
+        ]
         if plot_id_vs_ood(frame, out_dir / "id_vs_ood.png"):
             lines += ["![ID vs OOD score per method](id_vs_ood.png)", ""]
     problems = [r for r in runs if r["status"] != "done"]
@@ -102,8 +139,10 @@ def write_report(store: Store, grid: str, out_dir: Path) -> Path:
         lines += ["## Cells not finished", ""]
         for r in problems:
             reason = (r["error"] or "").splitlines()[0] if r["error"] else ""
-            lines.append(f"- `{r['cell']}` {r['task']} / {r['label']} / seed {r['seed']}: "
-                         f"{r['status']} {reason}".rstrip())
+            lines.append(
+                f"- `{r['cell']}` {r['task']} / {r['label']} / seed {r['seed']}: "
+                f"{r['status']} {reason}".rstrip()
+            )
         lines.append("")
     path = out_dir / "report.md"
     path.write_text("\n".join(lines))

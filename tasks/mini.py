@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from functools import cache
 from pathlib import Path
+from typing import ClassVar
 
 from bench.data import DEV, TRAIN, EvalSplit, Example, Task
 from bench.mini import world
@@ -28,7 +29,7 @@ class MiniE2E(Task):
     version = world.WORLD_VERSION
     description = "E2E-like restaurant records (name, eatType and 2-6 more slots), 3 references"
     eval_splits = (EvalSplit("test", ood=False),)
-    sizes = {TRAIN: 700, DEV: 100, "test": 200}
+    sizes: ClassVar[dict[str, int]] = {TRAIN: 600, DEV: 100, "test": 200}
 
     def load(self, split: str, data_dir: Path | None = None) -> list[Example]:
         return list(_e2e(split, self.sizes[split]))
@@ -60,7 +61,7 @@ class MiniWebNLG(Task):
         EvalSplit("test_unseen", ood=True),
         EvalSplit("test", ood=False),
     )
-    sizes = {TRAIN: 900, DEV: 120, "test_seen": 150, "test_unseen": 150}
+    sizes: ClassVar[dict[str, int]] = {TRAIN: 720, DEV: 120, "test_seen": 150, "test_unseen": 150}
 
     def load(self, split: str, data_dir: Path | None = None) -> list[Example]:
         if split == "test":  # as in WebNLG, "all categories" is seen followed by unseen

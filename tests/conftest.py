@@ -1,0 +1,49 @@
+"""Test setup: offline, a private model cache, and a small grid that trains in seconds."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+TINY_GRID = """
+name: tiny
+description: a grid that trains in seconds, for tests
+model: mini-tiny
+seeds: [0]
+tasks:
+  - name: mini-e2e
+    n_train: [40]
+    eval_limit: 12
+  - name: mini-webnlg
+    n_train: [40]
+    eval_limit: 8
+    splits: [test_seen, test_unseen]
+methods:
+  - name: finetune
+    train: {lr: 1.0e-3}
+  - name: prefix
+    settings: {length: 4, mlp_hidden: 32}
+    train: {lr: 5.0e-3}
+train: {epochs: 1, batch_size: 8}
+decode: {num_beams: 2, max_new_tokens: 24}
+"""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every test session builds its own mini-tiny LM (seconds), unless BENCH_CACHE is set."""
+    if "BENCH_CACHE" not in os.environ:
+        os.environ["BENCH_CACHE"] = str(tmp_path_factory.mktemp("bench-cache"))
+    return Path(os.environ["BENCH_CACHE"])
+
+
+@pytest.fixture
+def tiny_grid(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY_GRID)
+    return path

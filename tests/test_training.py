@@ -1,0 +1,51 @@
+"""The training loop lowers dev loss for every method and stops on a diverging loss."""
+
+import pytest
+import torch
+
+from bench.data import DEV, TRAIN, training_pairs
+from bench.models import load_model
+from bench.registry import METHODS, TASKS
+from bench.training import IGNORE, TrainConfig, TrainingDiverged, encode_pair, evaluate_loss, train
+
+CPU = torch.device("cpu")
+
+
+def setup(method: str, **settings):
+    loaded = load_model("mini-tiny", seed=0)
+    factory = METHODS.get(method)()
+    task = TASKS.get("mini-e2e")()
+    pairs = training_pairs(task.load(TRAIN)[:60])
+    dev = training_pairs(task.load(DEV)[:10])
+    return factory.build(loaded.model, factory.Settings(**settings)), loaded.tokenizer, pairs, dev
+
+
+@pytest.mark.parametrize(
+    ("method", "settings", "lr"),
+    [("finetune", {}, 1e-3), ("prefix", {"length": 4, "mlp_hidden": 32}, 5e-3)],
+)
+def test_training_lowers_dev_loss(method, settings, lr):
+    model, tokenizer, pairs, dev = setup(method, **settings)
+    config = TrainConfig(epochs=2, lr=lr, batch_size=8, dev_examples=30)
+    encoded = [encode_pair(tokenizer, s, t, config) for s, t in dev]
+    before = evaluate_loss(model, encoded, 8, tokenizer.eos_token_id, CPU)
+    result = train(model, tokenizer, pairs, dev, config, seed=0, device=CPU)
+    assert result.steps == 2 * 23  # 180 pairs / 8 per step, two epochs
+    assert [epoch for epoch, _ in result.dev_losses] == [1, 2]
+    assert result.dev_losses[-1][1] < before
+
+
+def test_the_loss_covers_the_target_only():
+    _, tokenizer, _, _ = setup("finetune")
+    ids, labels = encode_pair(tokenizer, "name : X", "X is a pub.", TrainConfig())
+    source_len = len(tokenizer.encode(" name : X")) + 1
+    assert labels[:source_len] == [IGNORE] * source_len
+    assert labels[source_len:] == ids[source_len:] and ids[-1] == tokenizer.eos_token_id
+
+
+def test_a_nan_loss_stops_training_with_a_reason():
+    model, tokenizer, pairs, dev = setup("finetune")
+    with torch.no_grad():
+        model.base.transformer.wte.weight.fill_(float("nan"))
+    with pytest.raises(TrainingDiverged, match="training loss is nan at step 0"):
+        train(model, tokenizer, pairs, dev, TrainConfig(epochs=1), seed=0, device=CPU)
