@@ -249,7 +249,7 @@ class Store:
             " p.stored_bytes"
             " FROM scores s JOIN runs r ON r.cell = s.cell JOIN params p ON p.cell = s.cell"
             f" JOIN grid_cells g ON g.cell = s.cell {where}"
-            " ORDER BY g.grid, g.position, s.split, s.metric",
+            " ORDER BY g.grid, g.position, s.rowid",
             args,
         ).fetchall()
 

@@ -50,7 +50,9 @@ def test_cell_identity_is_stable_and_follows_every_setting(tmp_path):
     ids = [c.id for c in expand(load_grid(write(tmp_path, BASE))[0])]
     assert ids == [c.id for c in expand(load_grid(write(tmp_path, BASE))[0])]
     changed = expand(load_grid(write(tmp_path, BASE.replace("length: 5", "length: 6")))[0])
-    assert len(set(ids) - {c.id for c in changed}) == 4  # only the prefix cells of mini-e2e...
+    gone = set(ids) - {c.id for c in changed}
+    assert len(gone) == 6  # every prefix cell (2 + 1 sizes x 2 seeds), no finetune cell
+    assert all(c.method == "prefix" for c in changed if c.id not in set(ids))
     relabeled = BASE.replace("{name: finetune}", "{name: finetune, label: FT}")
     assert ids == [c.id for c in expand(load_grid(write(tmp_path, relabeled))[0])]
     lr = BASE + "train: {lr: 1.0e-4}\n"
