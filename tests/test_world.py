@@ -52,4 +52,5 @@ def test_pretraining_corpus_covers_all_domains_with_other_entities():
         assert any(f"({domain})" in doc for doc in docs)
     task_sources = {ex.source.split(" : ")[0] for ex in TASKS.get("mini-webnlg")().load(TRAIN)}
     corpus_names = {doc.split(" (")[0] for doc in docs}
-    assert len(task_sources & corpus_names) < 0.1 * len(task_sources)  # finite name lexicons collide a little
+    # Names come from finite lexicons, so a few collide by chance.
+    assert len(task_sources & corpus_names) < 0.1 * len(task_sources)
