@@ -1,20 +1,37 @@
-"""The contract between methods and the engine: an adapted causal LM.
+"""The contract between methods and the engine: an adapted language model.
 
 A method (in `methods/`) wraps a base model into an `AdaptedLM`. The training loop and the
 decoder only talk to this interface, so a method decides what is trained (`requires_grad`), what
 is stored after training (`stored_state`), and what the model sees before the input (a prefix of
-key/value activations, for prefix-tuning), while position handling, padding and caching live here
-once.
+key/value activations, for prefix-tuning), while position handling, padding, caching and the
+difference between decoder-only and encoder-decoder models live here once.
+
+Decoder-only models see `source <eos> target` as one sequence. Encoder-decoder models (BART) read
+the source in the encoder and the decoder sees `<start> target`; `forward` then takes the source
+as `source=(ids, mask)` on its first call and keeps the encoded source in its returned state.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
-from transformers import DynamicCache, PreTrainedModel
+from transformers import (
+    DynamicCache,
+    EncoderDecoderCache,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+from transformers.modeling_outputs import BaseModelOutput
+
+if TYPE_CHECKING:
+    from bench.generation import Scorer
+
+IGNORE = -100
+Source = tuple[torch.Tensor, torch.Tensor]  # (ids, mask) of an encoder input
 
 
 class MethodSettings(BaseModel):
@@ -23,16 +40,87 @@ class MethodSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Dependency(BaseModel):
+    """A stored cell a hybrid method reuses: the dependency's settings and training overrides.
+
+    The grid expands it into a cell of the same task, model, seed and training size, runs it
+    first, and a hybrid cell loads its stored weights instead of training it again.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    settings: dict[str, Any] = Field(default_factory=dict)
+    train: dict[str, Any] = Field(default_factory=dict, description="overrides of grid `train`")
+
+
+@dataclass
+class Batch:
+    """Right-padded training tensors. `labels[:, t + 1]` is what position t must predict."""
+
+    input_ids: torch.Tensor  # decoder-only: source and target; encoder-decoder: decoder side
+    attention_mask: torch.Tensor
+    labels: torch.Tensor  # IGNORE outside the target
+    source: Source | None = None  # encoder-decoder models only
+
+    def to(self, device: torch.device) -> Batch:
+        source = None if self.source is None else tuple(t.to(device) for t in self.source)
+        return Batch(
+            self.input_ids.to(device),
+            self.attention_mask.to(device),
+            self.labels.to(device),
+            source,
+        )
+
+
+def target_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of the target tokens (the source is masked out with IGNORE)."""
+    return nn.functional.cross_entropy(
+        logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=IGNORE
+    )
+
+
+@dataclass
+class EncodedSource:
+    """Decoding state of an encoder-decoder model: the decoder cache plus the encoded source.
+
+    It follows the beam like a cache does (`batch_repeat_interleave`, `reorder_cache`).
+    """
+
+    cache: EncoderDecoderCache
+    states: torch.Tensor  # encoder output [rows, source length, d]
+    mask: torch.Tensor  # [rows, cross prefix + source length]
+
+    def batch_repeat_interleave(self, times: int) -> None:
+        self.cache.batch_repeat_interleave(times)
+        self.states = self.states.repeat_interleave(times, dim=0)
+        self.mask = self.mask.repeat_interleave(times, dim=0)
+
+    def reorder_cache(self, rows: torch.Tensor) -> None:
+        self.cache.reorder_cache(rows)
+        self.states = self.states[rows]
+        self.mask = self.mask[rows]
+
+
 class AdaptedLM(nn.Module):
-    """A causal LM plus a method's parameters. The default trains and stores the whole base."""
+    """A language model plus a method's parameters. The default trains and stores the whole base."""
 
     def __init__(self, base: PreTrainedModel) -> None:
         super().__init__()
         self.base = base
+        self.is_encoder_decoder = bool(base.config.is_encoder_decoder)
 
     # --- what the method trains and stores -------------------------------------------------
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
+
+    def derived_settings(self) -> dict[str, Any]:
+        """Settings the method derived from the base at build time, recorded with the cell."""
+        return {}
+
+    def training_loss(self, batch: Batch) -> torch.Tensor:
+        """The objective the training loop minimizes; the dev loss is always `target_loss`."""
+        logits, _ = self(batch.input_ids, batch.attention_mask, source=batch.source)
+        return target_loss(logits, batch.labels)
 
     def finalize(self) -> None:
         """Called once after training: drop what only training needs (e.g. a reparametrization)."""
@@ -50,25 +138,44 @@ class AdaptedLM(nn.Module):
             )
 
     # --- what the model sees before the input ----------------------------------------------
-    prefix_length: int = 0
+    prefix_length: int = 0  # key/value positions every (decoder) self-attention layer starts with
+    cross_prefix_length: int = 0  # encoder-decoder: extra positions of the cross-attention
 
-    def prefix_cache(self, batch_size: int) -> DynamicCache:
-        """The key/value cache every sequence starts from: empty unless a method adds a prefix."""
+    def prefix_cache(self, batch_size: int) -> DynamicCache | EncoderDecoderCache:
+        """The cache every sequence starts from: empty unless a method adds a prefix."""
+        if self.is_encoder_decoder:
+            return EncoderDecoderCache(DynamicCache(), DynamicCache())
         return DynamicCache()
+
+    def encode(self, source_ids: torch.Tensor, source_mask: torch.Tensor) -> torch.Tensor:
+        """Encoder-decoder models: the encoder's output for a right-padded source."""
+        encoder = self.base.get_encoder()
+        return encoder(input_ids=source_ids, attention_mask=source_mask).last_hidden_state
+
+    @property
+    def decoder_start_token_id(self) -> int:
+        return self.base.config.decoder_start_token_id
+
+    def scorer(self) -> Scorer:
+        """What beam search scores next tokens with: this model alone, by default."""
+        return LMScorer(self)
 
     def forward(
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
-        cache: DynamicCache | None = None,
-    ) -> tuple[torch.Tensor, DynamicCache]:
+        cache: DynamicCache | EncodedSource | None = None,
+        source: Source | None = None,
+    ) -> tuple[torch.Tensor, Any]:
         """Logits for `input_ids`, continuing `cache` (a fresh prefix cache when None).
 
-        `attention_mask` covers every token seen so far (cached and new), not the prefix: the
-        prefix is always attended to. Positions count real tokens only, so left padding is
-        harmless, and start after the prefix, as in the paper's code (GPT-2 numbered positions
-        from the past length).
+        `attention_mask` covers every (decoder) token seen so far, cached and new, not the
+        prefix: the prefix is always attended to. Decoder-only positions count real tokens only,
+        so left padding is harmless, and start after the prefix, as in the paper's code (GPT-2
+        numbered positions from the past length).
         """
+        if self.is_encoder_decoder:
+            return self._forward_encoder_decoder(input_ids, attention_mask, cache, source)
         if cache is None:
             cache = self.prefix_cache(input_ids.shape[0])
         prefix_mask = attention_mask.new_ones(attention_mask.shape[0], self.prefix_length)
@@ -82,17 +189,112 @@ class AdaptedLM(nn.Module):
         )
         return out.logits, out.past_key_values
 
+    def _forward_encoder_decoder(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        state: EncodedSource | None,
+        source: Source | None,
+    ) -> tuple[torch.Tensor, EncodedSource]:
+        if state is None:
+            if source is None:
+                raise ValueError("an encoder-decoder model needs the source on its first call")
+            source_ids, source_mask = source
+            rows = source_ids.shape[0]
+            cross_mask = source_mask.new_ones(rows, self.cross_prefix_length)
+            state = EncodedSource(
+                self.prefix_cache(rows),
+                self.encode(source_ids, source_mask),
+                torch.cat([cross_mask, source_mask], dim=1),
+            )
+        prefix_mask = attention_mask.new_ones(attention_mask.shape[0], self.prefix_length)
+        out = self.base(
+            encoder_outputs=BaseModelOutput(last_hidden_state=state.states),
+            attention_mask=state.mask,
+            decoder_input_ids=input_ids,
+            decoder_attention_mask=torch.cat([prefix_mask, attention_mask], dim=1),
+            past_key_values=state.cache,
+            use_cache=True,
+        )
+        state.cache = out.past_key_values
+        return out.logits, state
+
+
+class LMScorer:
+    """Beam search's view of one adapted model: its cache and attention mask per row.
+
+    Decoder-only models prefill the left-padded prompt; encoder-decoder models encode the
+    (right-padded) source and start the decoder from its start token.
+    """
+
+    def __init__(self, model: AdaptedLM) -> None:
+        self.model = model
+        self.cache: Any = None
+        self.mask = torch.zeros(0)
+
+    def prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        if self.model.is_encoder_decoder:
+            start = input_ids.new_full((input_ids.shape[0], 1), self.model.decoder_start_token_id)
+            self.mask = torch.ones_like(start)
+            logits, self.cache = self.model(start, self.mask, source=(input_ids, attention_mask))
+        else:
+            self.mask = attention_mask
+            logits, self.cache = self.model(input_ids, attention_mask)
+        return torch.log_softmax(logits[:, -1].float(), dim=-1)
+
+    def expand(self, times: int) -> None:
+        self.cache.batch_repeat_interleave(times)
+        self.mask = self.mask.repeat_interleave(times, dim=0)
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        self.mask = torch.cat([self.mask, self.mask.new_ones(len(tokens), 1)], dim=1)
+        logits, self.cache = self.model(tokens[:, None], self.mask, self.cache)
+        return torch.log_softmax(logits[:, -1].float(), dim=-1)
+
+    def reorder(self, rows: torch.Tensor) -> None:
+        self.cache.reorder_cache(rows)
+        self.mask = self.mask[rows]
+
+
+@dataclass
+class BuildContext:
+    """What a method may need beyond the base model and its settings."""
+
+    tokenizer: PreTrainedTokenizerBase | None = None  # for settings that name words
+    dependencies: dict[str, AdaptedLM] = field(default_factory=dict)  # hybrids: role -> model
+
 
 class Method:
     """A registered method: its settings model and how it wraps a base model."""
 
     Settings: ClassVar[type[MethodSettings]] = MethodSettings
     description: ClassVar[str] = ""
+    keeps_dependencies: ClassVar[bool] = False  # hybrids that need their dependencies to decode
 
-    def build(self, base: PreTrainedModel, settings: MethodSettings) -> AdaptedLM:
+    def dependencies(self, settings: MethodSettings) -> dict[str, tuple[str, Dependency]]:
+        """Hybrids: role -> (method name, dependency) of the stored cells this method reuses."""
+        return {}
+
+    def build(
+        self, base: PreTrainedModel, settings: MethodSettings, context: BuildContext | None = None
+    ) -> AdaptedLM:
         raise NotImplementedError
 
 
 def count(parameters: list[nn.Parameter] | dict[str, torch.Tensor]) -> int:
     tensors = parameters.values() if isinstance(parameters, dict) else parameters
     return sum(t.numel() for t in tensors)
+
+
+def trained_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    """The parameters that training changes, by name: what methods that train a part store."""
+    return {name: p.detach() for name, p in module.named_parameters() if p.requires_grad}
+
+
+def load_trained_state(module: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load what `trained_state` stored onto a freshly built module of the same method."""
+    expected = set(trained_state(module))
+    if set(state) != expected:
+        missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+        raise ValueError(f"stored state does not fit: missing {missing}, unexpected {unexpected}")
+    module.load_state_dict(state, strict=False)

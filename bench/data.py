@@ -40,7 +40,7 @@ class Task:
     version: str = "1"
     description: str = ""
     eval_splits: tuple[EvalSplit, ...] = ()
-    metrics: tuple[str, ...] = ("bleu", "rouge_l")
+    suite: str = "mini"  # the metric suite (bench.metrics.suites) that scores its outputs
 
     def load(self, split: str, data_dir: Path | None) -> list[Example]:
         raise NotImplementedError
@@ -54,16 +54,24 @@ class Task:
         valid = ", ".join(s.name for s in self.eval_splits)
         raise UserError(f"task {self.name!r} has no eval split {name!r}; valid splits: {valid}")
 
+    def data_splits(self) -> tuple[str, ...]:
+        """Every split `load` accepts: training, development, then the eval splits."""
+        return (TRAIN, DEV, *(s.name for s in self.eval_splits))
+
     def data_files(self, data_dir: Path | None) -> list[Path]:
         """The files `load` reads, so runs can record their hashes; none for generated tasks."""
         return []
 
+    def recipe(self) -> dict[str, object]:
+        """How the splits are built (sources, filters, sampling), recorded with every run."""
+        return {}
 
-def low_data_subset(examples: list[Example], n: int | None, seed: int) -> list[Example]:
-    """A seeded sample of `n` training inputs (all of them when `n` is None or too large)."""
+
+def low_data_subset(examples: list[Example], n: int | None, sample: int) -> list[Example]:
+    """The `sample`-th seeded draw of `n` inputs (all of them when `n` is None or too large)."""
     if n is None or n >= len(examples):
         return examples
-    return random.Random(f"low-data:{seed}:{n}").sample(examples, n)
+    return random.Random(f"low-data:{sample}:{n}").sample(examples, n)
 
 
 def training_pairs(examples: list[Example]) -> list[tuple[str, str]]:

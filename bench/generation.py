@@ -2,8 +2,9 @@
 
 Our own loop rather than `model.generate`: a prefix lives in the key/value cache, which
 `generate` handles differently across transformers versions, and the hybrid methods need to mix
-several models' next-token distributions inside the beam. A `Scorer` is anything that can prefill
-prompts, score one more token per row, and follow the beam's reordering.
+several models' next-token distributions inside the beam. A `Scorer` (an adapted model's
+`scorer()`) is anything that can prefill prompts, score one more token per row, and follow the
+beam's reordering.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class DecodeConfig(BaseModel):
     max_new_tokens: int = Field(100, ge=1)
     min_new_tokens: int = Field(0, ge=0)
     length_penalty: float = Field(1.0, description="hypothesis score = logprob / length**penalty")
+    no_newlines: bool = Field(False, description="never emit a token containing a newline")
     batch_size: int = Field(32, ge=1)
 
 
@@ -37,33 +39,11 @@ class Scorer(Protocol):
     def expand(self, times: int) -> None:
         """Repeat every row `times` times (row i becomes rows i*times ... i*times+times-1)."""
 
-    def step(self, tokens: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
         """Append one token per row; log-probabilities of the next."""
 
     def reorder(self, rows: torch.Tensor) -> None:
         """Keep the state of `rows`, in that order."""
-
-
-class LMScorer:
-    """A `Scorer` over one adapted LM and its key/value cache."""
-
-    def __init__(self, model: AdaptedLM) -> None:
-        self.model = model
-        self.cache = None
-
-    def prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        logits, self.cache = self.model(input_ids, attention_mask)
-        return torch.log_softmax(logits[:, -1].float(), dim=-1)
-
-    def expand(self, times: int) -> None:
-        self.cache.batch_repeat_interleave(times)
-
-    def step(self, tokens: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        logits, self.cache = self.model(tokens[:, None], attention_mask, self.cache)
-        return torch.log_softmax(logits[:, -1].float(), dim=-1)
-
-    def reorder(self, rows: torch.Tensor) -> None:
-        self.cache.reorder_cache(rows)
 
 
 @torch.no_grad()
@@ -73,17 +53,18 @@ def beam_search(
     attention_mask: torch.Tensor,
     eos_id: int,
     config: DecodeConfig,
+    banned: Sequence[int] = (),
 ) -> list[list[int]]:
-    """The best hypothesis per prompt, as token ids without the final eos.
+    """The best hypothesis per prompt, as token ids without the final eos or `banned` tokens.
 
     Finished hypotheses are ranked by logprob / length**length_penalty; a prompt stops once it
     has `num_beams` finished ones and no live beam can still beat the worst of them.
     """
+    banned_ids = torch.tensor(list(banned), dtype=torch.long, device=input_ids.device)
     batch, beams = input_ids.shape[0], config.num_beams
     device = input_ids.device
     logprobs = scorer.prefill(input_ids, attention_mask)
     scorer.expand(beams)
-    mask = attention_mask.repeat_interleave(beams, dim=0)
     # All beams of a prompt start identical: only the first may expand at the first step.
     scores = torch.full((batch, beams), -torch.inf, device=device)
     scores[:, 0] = 0.0
@@ -98,6 +79,7 @@ def beam_search(
     for step in range(config.max_new_tokens):
         if step < config.min_new_tokens:
             logprobs[:, eos_id] = -torch.inf
+        logprobs[:, banned_ids] = -torch.inf
         vocab = logprobs.shape[-1]
         candidates = (scores.view(-1, 1) + logprobs).view(batch, beams * vocab)
         # 2k candidates keep k live beams even if k of them end; a beam of one is plain greedy.
@@ -135,19 +117,27 @@ def beam_search(
         chosen = torch.tensor(next_tokens, device=device)
         scores = torch.tensor(next_scores, device=device).view(batch, beams)
         tokens = torch.cat([tokens[rows], chosen[:, None]], dim=1)
-        mask = torch.cat([mask[rows], mask.new_ones(len(rows), 1)], dim=1)
         scorer.reorder(rows)
-        logprobs = scorer.step(chosen, mask)
+        logprobs = scorer.step(chosen)
     return [max(hyps, key=lambda h: h[0])[1] if hyps else [] for hyps in finished]
 
 
-def left_pad(rows: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+def newline_tokens(tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """Every token whose text has a newline: the paper's GPT-2 decoding banned them (ids 198 and
+    628 there), since a table-to-text output is one paragraph."""
+    return [i for i in range(len(tokenizer)) if "\n" in tokenizer.decode([i])]
+
+
+def pad(rows: Sequence[list[int]], pad_id: int, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prompts of a decoder-only model are left-padded so that all rows end together; an
+    encoder's source is right-padded, because BART's encoder numbers positions from the left."""
     width = max(len(r) for r in rows)
     input_ids = torch.full((len(rows), width), pad_id)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, row in enumerate(rows):
-        input_ids[i, width - len(row) :] = torch.tensor(row)
-        mask[i, width - len(row) :] = 1
+        span = slice(width - len(row), width) if left else slice(0, len(row))
+        input_ids[i, span] = torch.tensor(row)
+        mask[i, span] = 1
     return input_ids, mask
 
 
@@ -162,6 +152,7 @@ def generate(
 ) -> list[str]:
     """One output per source. Sources are decoded longest first, so batches pad little."""
     model.eval()
+    banned = newline_tokens(tokenizer) if config.no_newlines else []
     encoded = [encode_source(tokenizer, s, max_source_tokens) for s in sources]
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
     outputs: list[str] = [""] * len(sources)
@@ -169,13 +160,16 @@ def generate(
     with tracker(progress, "  generating", n_batches) as advance:
         for start in range(0, len(order), config.batch_size):
             index = order[start : start + config.batch_size]
-            input_ids, mask = left_pad([encoded[i] for i in index], tokenizer.eos_token_id)
+            input_ids, mask = pad(
+                [encoded[i] for i in index], tokenizer.eos_token_id, not model.is_encoder_decoder
+            )
             hyps = beam_search(
-                LMScorer(model),
+                model.scorer(),
                 input_ids.to(device),
                 mask.to(device),
                 tokenizer.eos_token_id,
                 config,
+                banned,
             )
             for i, ids in zip(index, hyps, strict=True):
                 outputs[i] = tokenizer.decode(ids, skip_special_tokens=True).strip()

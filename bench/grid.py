@@ -3,6 +3,8 @@
 A cell is one (task, method + settings, model, seed, n_train) with its training and decoding
 settings fully resolved. Its identity is a hash of that resolved config: a rerun skips finished
 cells, and any changed setting (or a new version of a task's data or of the mini LM) is a new cell.
+A hybrid method (ensemble, cocktail) depends on cells of other methods: expansion puts those
+cells before it (the same cell once, however many hybrids reuse it).
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ class TaskEntry(_Strict):
     name: str
     splits: list[str] | None = Field(None, description="eval splits; all of the task's if unset")
     n_train: list[int | None] = Field([None], description="training-set sizes; null = all")
+    samples: int = Field(
+        1, ge=1, description="low-data: training subsets drawn per size (the paper: 5)"
+    )
     eval_limit: int | None = Field(None, ge=1, description="score the first N inputs per split")
 
     @field_validator("n_train")
@@ -49,6 +54,9 @@ class MethodEntry(_Strict):
     label: str | None = Field(None, description="display name in reports")
     settings: dict[str, Any] = Field(default_factory=dict)
     train: dict[str, Any] = Field(default_factory=dict, description="overrides of grid `train`")
+    tasks: list[str] | None = Field(
+        None, description="only on these tasks of the grid (per-task hyperparameters)"
+    )
 
 
 class GridSpec(_Strict):
@@ -76,17 +84,20 @@ class Cell(_Strict):
     checkpoint: str
     seed: int
     n_train: int | None
+    sample: int = Field(0, description="which seeded training subset of size n_train")
     train: TrainConfig
     decode: DecodeConfig
+    depends: dict[str, str] = Field(default_factory=dict, description="role -> cell id reused")
 
     @cached_property
     def id(self) -> str:
-        identity = self.model_dump(mode="json", exclude={"label"})
+        # `depends` follows from the settings (they name the dependencies' settings).
+        identity = self.model_dump(mode="json", exclude={"label", "depends"})
         blob = json.dumps(identity, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def describe(self) -> str:
-        size = "" if self.n_train is None else f" n={self.n_train}"
+        size = "" if self.n_train is None else f" n={self.n_train} sample {self.sample}"
         return f"{self.task} / {self.label}{size} / seed {self.seed}"
 
 
@@ -147,20 +158,39 @@ def validate_names(spec: GridSpec, source: str) -> None:
                 task.split(split)
         except UserError as error:
             raise UserError(f"{source}: tasks.{i}: {error}") from None
+    tasks = [entry.name for entry in spec.tasks]
     for i, entry in enumerate(spec.methods):
-        try:
-            method = METHODS.get(entry.name)
-        except UserError as error:
-            raise UserError(f"{source}: methods.{i}: {error}") from None
-        try:
-            method.Settings.model_validate(entry.settings)
-            TrainConfig.model_validate({**spec.train.model_dump(), **entry.train})
-        except ValidationError as error:
-            raise UserError(f"{source}: {_first_error(error, f'methods.{i}')}") from None
+        _validate_method(spec, entry.name, entry.settings, entry.train, f"methods.{i}", source)
+        for name in set(entry.tasks or ()) - set(tasks):
+            raise UserError(
+                f"{source}: methods.{i}.tasks: {name!r} is not a task of this grid "
+                f"({', '.join(tasks)})"
+            )
     try:
         models.checkpoint_id(spec.model)
     except UserError as error:
         raise UserError(f"{source}: model: {error}") from None
+
+
+def _validate_method(
+    spec: GridSpec,
+    name: str,
+    settings: dict[str, Any],
+    train: dict[str, Any],
+    where: str,
+    source: str,
+) -> None:
+    try:
+        method = METHODS.get(name)
+    except UserError as error:
+        raise UserError(f"{source}: {where}: {error}") from None
+    try:
+        resolved = method.Settings.model_validate(settings)
+        TrainConfig.model_validate({**spec.train.model_dump(), **train})
+    except ValidationError as error:
+        raise UserError(f"{source}: {_first_error(error, where)}") from None
+    for role, (dependency, entry) in method().dependencies(resolved).items():
+        _validate_method(spec, dependency, entry.settings, entry.train, f"{where}.{role}", source)
 
 
 def expand(spec: GridSpec) -> list[Cell]:
@@ -170,28 +200,28 @@ def expand(spec: GridSpec) -> list[Cell]:
         task = TASKS.get(task_entry.name)()
         splits = tuple(task_entry.splits or (s.name for s in task.eval_splits))
         for method_entry in spec.methods:
-            method = METHODS.get(method_entry.name)
-            settings = method.Settings.model_validate(method_entry.settings).model_dump()
-            train = TrainConfig.model_validate({**spec.train.model_dump(), **method_entry.train})
-            for n_train in task_entry.n_train:
+            if method_entry.tasks is not None and task.name not in method_entry.tasks:
+                continue
+            for n_train, sample in _subsets(task_entry):
                 for seed in spec.seeds:
-                    cells.append(
-                        Cell(
+                    cells += _method_cells(
+                        spec,
+                        dict(
                             task=task.name,
                             task_version=task.version,
                             splits=splits,
                             eval_limit=task_entry.eval_limit,
-                            method=method_entry.name,
-                            label=method_entry.label
-                            or _label(method_entry.name, method_entry.settings),
-                            settings=settings,
                             model=spec.model,
                             checkpoint=checkpoint,
                             seed=seed,
                             n_train=n_train,
-                            train=train,
+                            sample=sample,
                             decode=spec.decode,
-                        )
+                        ),
+                        method_entry.name,
+                        method_entry.settings,
+                        method_entry.train,
+                        method_entry.label,
                     )
     unique: dict[str, Cell] = {}
     for cell in cells:  # identical entries (same resolved config) run once
@@ -199,8 +229,45 @@ def expand(spec: GridSpec) -> list[Cell]:
     return list(unique.values())
 
 
+def _subsets(entry: TaskEntry) -> list[tuple[int | None, int]]:
+    """(size, sample index) pairs: `samples` draws per low-data size, one for the full set."""
+    return [(n, sample) for n in entry.n_train for sample in range(entry.samples if n else 1)]
+
+
+def _method_cells(
+    spec: GridSpec,
+    shared: dict[str, Any],
+    name: str,
+    settings: dict[str, Any],
+    train: dict[str, Any],
+    label: str | None,
+) -> list[Cell]:
+    """The cell of one method on the `shared` task, model, seed and subset, after the cells it
+    depends on (a hybrid reuses them)."""
+    method = METHODS.get(name)
+    resolved = method.Settings.model_validate(settings)
+    cells: list[Cell] = []
+    depends: dict[str, str] = {}
+    for role, (dependency, entry) in method().dependencies(resolved).items():
+        cells += _method_cells(spec, shared, dependency, entry.settings, entry.train, None)
+        depends[role] = cells[-1].id
+    cells.append(
+        Cell(
+            **shared,
+            method=name,
+            label=label or _label(name, settings),
+            settings=resolved.model_dump(),
+            train=TrainConfig.model_validate({**spec.train.model_dump(), **train}),
+            depends=depends,
+        )
+    )
+    return cells
+
+
 def _label(method: str, settings: dict[str, Any]) -> str:
-    """`prefix(length=5)`: the method plus the settings the grid set explicitly."""
-    if not settings:
+    """`prefix(length=5)`: the method plus the settings the grid set explicitly (not those of a
+    hybrid's dependencies, which have cells and labels of their own)."""
+    shown = {k: v for k, v in settings.items() if not isinstance(v, dict)}
+    if not shown:
         return method
-    return f"{method}({', '.join(f'{k}={v}' for k, v in sorted(settings.items()))})"
+    return f"{method}({', '.join(f'{k}={v}' for k, v in sorted(shown.items()))})"

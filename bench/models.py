@@ -2,8 +2,9 @@
 
 A spec is one of:
 - `mini`, `mini-tiny`: the embedded LM, pretrained on the mini world on first use (the default);
-- `random:ARCH`: a built-in architecture config (`random:gpt2-medium`) with random weights, for
-  smoke runs and parameter counts; it borrows the mini tokenizer, whose ids fit any GPT-2 vocab;
+- `random:ARCH`: a built-in architecture config (`random:gpt2-medium`, `random:bart-large`) with
+  random weights, for smoke runs and parameter counts; it borrows the mini tokenizer, whose ids
+  fit any GPT-2 or BART vocab;
 - anything else: a hub id or local path, loaded with transformers where the user has the weights.
 """
 
@@ -15,7 +16,9 @@ import torch
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
     AutoTokenizer,
+    BartConfig,
     GPT2Config,
     PretrainedConfig,
     PreTrainedModel,
@@ -35,6 +38,11 @@ ARCHITECTURES: dict[str, dict[str, int]] = {
     "gpt2-large": {"n_layer": 36, "n_embd": 1280, "n_head": 20},
     "gpt2-xl": {"n_layer": 48, "n_embd": 1600, "n_head": 25},
 }
+# BART sizes as published with facebook/bart-base and facebook/bart-large (vocab 50265).
+BART_ARCHITECTURES: dict[str, dict[str, int]] = {
+    "bart-base": {"d_model": 768, "layers": 6, "heads": 12, "ffn": 3072},
+    "bart-large": {"d_model": 1024, "layers": 12, "heads": 16, "ffn": 4096},
+}
 
 
 @dataclass
@@ -45,10 +53,28 @@ class LoadedModel:
 
 
 def architecture_config(arch: str) -> PretrainedConfig:
+    if arch in BART_ARCHITECTURES:
+        size = BART_ARCHITECTURES[arch]
+        return BartConfig(
+            vocab_size=50265,
+            max_position_embeddings=1024,
+            d_model=size["d_model"],
+            encoder_layers=size["layers"],
+            decoder_layers=size["layers"],
+            encoder_attention_heads=size["heads"],
+            decoder_attention_heads=size["heads"],
+            encoder_ffn_dim=size["ffn"],
+            decoder_ffn_dim=size["ffn"],
+        )
     if arch not in ARCHITECTURES:
-        valid = ", ".join(sorted(ARCHITECTURES))
+        valid = ", ".join(sorted([*ARCHITECTURES, *BART_ARCHITECTURES]))
         raise UserError(f"unknown architecture {arch!r} in 'random:{arch}'; valid: {valid}")
     return GPT2Config(vocab_size=50257, n_positions=1024, **ARCHITECTURES[arch])
+
+
+def model_class(config: PretrainedConfig) -> type:
+    """Seq2seq LMs (BART) and causal LMs (GPT-2) have different auto classes."""
+    return AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
 
 
 def checkpoint_id(spec: str) -> str:
@@ -88,11 +114,10 @@ def load_model(spec: str, seed: int, progress: Progress | None = None) -> Loaded
         config = architecture_config(spec[len(RANDOM_PREFIX) :])
         torch.manual_seed(seed)
         tokenizer = AutoTokenizer.from_pretrained(ensure_pretrained("mini-tiny", progress))
-        return LoadedModel(AutoModelForCausalLM.from_config(config), tokenizer, spec)
+        return LoadedModel(model_class(config).from_config(config), tokenizer, spec)
     check_available(spec)
-    return LoadedModel(
-        AutoModelForCausalLM.from_pretrained(spec), AutoTokenizer.from_pretrained(spec), spec
-    )
+    auto = model_class(AutoConfig.from_pretrained(spec))
+    return LoadedModel(auto.from_pretrained(spec), AutoTokenizer.from_pretrained(spec), spec)
 
 
 def meta_model(spec: str) -> PreTrainedModel:
@@ -101,5 +126,6 @@ def meta_model(spec: str) -> PreTrainedModel:
         raise UserError(
             f"parameter counts need a built-in config such as random:gpt2-medium, not {spec!r}"
         )
+    config = architecture_config(spec[len(RANDOM_PREFIX) :])
     with torch.device("meta"):
-        return AutoModelForCausalLM.from_config(architecture_config(spec[len(RANDOM_PREFIX) :]))
+        return model_class(config).from_config(config)

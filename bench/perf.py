@@ -1,4 +1,5 @@
-"""`python -m bench perf`: the speed benchmark of a grid, as the README reports it.
+"""`python -m bench perf`: the speed benchmark of a grid, as the README reports it, and
+(`--metrics`) of the E2E metric suite.
 
 Three runs of the same grid, each in a fresh results directory: cold (an empty model cache, so
 the mini LM is pretrained first), warm (the cache filled), and a rerun of the warm results
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from bench.errors import UserError
 from bench.mini.lm import cache_root
 
 
@@ -44,11 +46,50 @@ def benchmark(grid: str, cold: bool) -> dict[str, object]:
     return {
         "grid": grid,
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        },
+        "machine": _machine(),
+    }
+
+
+def _machine() -> dict[str, object]:
+    return {
+        "platform": platform.platform(),
+        "processor": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
+def _shared_dirs() -> tuple[Path, Path]:
+    """The staged official data and metric vectors ($BENCH_SHARED_DATA, $BENCH_METRIC_VECTORS;
+    by default `../shared/data` and `../shared/metric-vectors` beside the repository)."""
+    root = Path(__file__).resolve().parent.parent
+    data = Path(os.environ.get("BENCH_SHARED_DATA", root.parent / "shared" / "data"))
+    vectors = Path(os.environ.get("BENCH_METRIC_VECTORS", data.parent / "metric-vectors"))
+    if not (vectors / "e2e" / "tgen.txt").is_file() or not data.is_dir():
+        raise UserError(
+            f"no E2E metric vectors at {vectors} (data {data}): set BENCH_SHARED_DATA "
+            "(and BENCH_METRIC_VECTORS) to the shared data"
+        )
+    return data, vectors
+
+
+def metrics_benchmark() -> dict[str, object]:
+    """Wall time of the e2e suite (every metric, bootstrap included) on the 630 TGen outputs,
+    the E2E challenge baseline; the official scorer takes 18-20 s on 2 cores."""
+    from bench.metrics.suites import score_suite
+    from bench.registry import TASKS
+
+    data, vectors = _shared_dirs()
+    hypotheses = (vectors / "e2e" / "tgen.txt").read_text(encoding="utf-8").splitlines()
+    references = [ex.references for ex in TASKS.get("e2e")().load("test", data)]
+    started = time.time()
+    scores = score_suite("e2e", hypotheses, references)
+    seconds = time.time() - started
+    return {
+        "suite": "e2e",
+        "inputs": len(hypotheses),
+        "seconds": round(seconds, 1),
+        "scores": {name: score.value for name, score in scores.items()},
+        "machine": _machine(),
     }

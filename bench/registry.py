@@ -1,4 +1,4 @@
-"""Small decorator registries for tasks, methods and metrics.
+"""Small decorator registries for tasks, methods and metric suites.
 
 Adding a task or method is one new file in `tasks/` or `methods/` that registers itself: the
 registries import every module of those packages on first lookup, so no central list exists.
@@ -62,4 +62,4 @@ class Registry(Generic[T]):
 
 TASKS: Registry = Registry("task", discover=("tasks",))
 METHODS: Registry = Registry("method", discover=("methods",))
-METRICS: Registry = Registry("metric", discover=("bench.metrics",))
+SUITES: Registry = Registry("metric suite", discover=("bench.metrics",))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: scores carry their 95% bootstrap interval (low, high)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS grids (
@@ -53,8 +53,10 @@ CREATE TABLE IF NOT EXISTS scores (
     split TEXT NOT NULL,
     ood INTEGER NOT NULL,
     metric TEXT NOT NULL,
-    value REAL NOT NULL,
+    value REAL NOT NULL,           -- on the official scorer's scale
     n INTEGER NOT NULL,            -- inputs scored
+    low REAL,                      -- 95% bootstrap interval over inputs (NULL: not computed)
+    high REAL,
     PRIMARY KEY (cell, split, metric)
 );
 CREATE TABLE IF NOT EXISTS params (
@@ -81,6 +83,8 @@ class Score:
     metric: str
     value: float
     n: int
+    low: float | None = None
+    high: float | None = None
 
 
 @dataclass(frozen=True)
@@ -182,8 +186,11 @@ class Store:
     ) -> None:
         with self.transaction() as db:
             db.executemany(
-                "INSERT INTO scores VALUES (?,?,?,?,?,?)",
-                [(cell, s.split, int(s.ood), s.metric, s.value, s.n) for s in scores],
+                "INSERT INTO scores VALUES (?,?,?,?,?,?,?,?)",
+                [
+                    (cell, s.split, int(s.ood), s.metric, s.value, s.n, s.low, s.high)
+                    for s in scores
+                ],
             )
             db.execute(
                 "INSERT INTO params VALUES (?,?,?,?,?)",
@@ -217,6 +224,17 @@ class Store:
             db.execute(f"DELETE FROM {table} WHERE cell = ?", (cell,))
 
     # --- reading ----------------------------------------------------------------------------
+    @staticmethod
+    def finished_cells(path: Path) -> set[str]:
+        """Finished cell ids of a store, read without creating or changing anything."""
+        if not path.exists():
+            return set()
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            return {row[0] for row in db.execute("SELECT cell FROM runs WHERE status = 'done'")}
+        finally:
+            db.close()
+
     def status(self, cell: str) -> str | None:
         row = self.db.execute("SELECT status FROM runs WHERE cell = ?", (cell,)).fetchone()
         return row["status"] if row else None
@@ -244,7 +262,7 @@ class Store:
         where, args = ("WHERE g.grid = ?", (grid,)) if grid else ("", ())
         return self.db.execute(
             "SELECT g.grid, r.cell, r.task, s.split, s.ood, r.method, r.label, r.settings,"
-            " r.model, r.checkpoint, r.seed, r.n_train, s.metric, s.value, s.n,"
+            " r.model, r.checkpoint, r.seed, r.n_train, s.metric, s.value, s.n, s.low, s.high,"
             " p.trained AS trained_params, p.stored AS stored_params, p.total AS total_params,"
             " p.stored_bytes"
             " FROM scores s JOIN runs r ON r.cell = s.cell JOIN params p ON p.cell = s.cell"

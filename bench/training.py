@@ -1,7 +1,8 @@
 """The training loop: AdamW, linear schedule with warmup, gradient accumulation, seeded.
 
 Readable top to bottom on purpose. Examples are `source <eos> target <eos>` with the loss on the
-target tokens only, the paper's format for GPT-2 (`src bos tgt eos`, where bos == eos).
+target tokens only, the paper's format for GPT-2 (`src bos tgt eos`, where bos == eos); an
+encoder-decoder model reads the source in its encoder and the target in its decoder.
 """
 
 from __future__ import annotations
@@ -16,10 +17,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from transformers import PreTrainedTokenizerBase, get_linear_schedule_with_warmup
 
-from bench.adapted import AdaptedLM
+from bench.adapted import IGNORE, AdaptedLM, Batch, target_loss
 from bench.progress import Progress, tracker
-
-IGNORE = -100
 
 
 class TrainConfig(BaseModel):
@@ -53,37 +52,61 @@ class TrainResult:
     dev_losses: list[tuple[int, float]] = field(default_factory=list)  # (epoch, dev loss)
 
 
+Encoded = tuple[list[int], list[int], list[int]]  # (encoder ids, ids, labels)
+
+
+def encode_text(tokenizer: PreTrainedTokenizerBase, text: str, max_tokens: int) -> list[int]:
+    """`text` as ids ending in eos, after a bos where the tokenizer's bos is its own token
+    (BART's `<s>`, as in its pretraining; GPT-2's bos is its eos, which only ends sequences)."""
+    start = [tokenizer.bos_token_id] if tokenizer.bos_token_id != tokenizer.eos_token_id else []
+    ids = tokenizer.encode(" " + text, add_special_tokens=False)[: max_tokens - 1 - len(start)]
+    return [*start, *ids, tokenizer.eos_token_id]
+
+
 def encode_source(tokenizer: PreTrainedTokenizerBase, source: str, max_tokens: int) -> list[int]:
-    return [*tokenizer.encode(" " + source)[: max_tokens - 1], tokenizer.eos_token_id]
+    return encode_text(tokenizer, source, max_tokens)
 
 
 def encode_pair(
-    tokenizer: PreTrainedTokenizerBase, source: str, target: str, config: TrainConfig
-) -> tuple[list[int], list[int]]:
-    """(input ids, labels): labels mask the source with IGNORE."""
+    tokenizer: PreTrainedTokenizerBase,
+    source: str,
+    target: str,
+    config: TrainConfig,
+    decoder_start: int | None = None,
+) -> Encoded:
+    """(encoder ids, ids, labels); labels mask everything but the target with IGNORE.
+
+    Decoder-only (`decoder_start` None): no encoder ids, ids are `source <eos> target <eos>`.
+    Encoder-decoder: the source goes to the encoder and the decoder reads `<start> target`.
+    """
     src = encode_source(tokenizer, source, config.max_source_tokens)
-    tgt = [*tokenizer.encode(" " + target)[: config.max_target_tokens - 1], tokenizer.eos_token_id]
-    return src + tgt, [IGNORE] * len(src) + tgt
+    tgt = encode_text(tokenizer, target, config.max_target_tokens)
+    if decoder_start is None:
+        return [], src + tgt, [IGNORE] * len(src) + tgt
+    return src, [decoder_start, *tgt], [IGNORE, *tgt]
 
 
-def collate(
-    encoded: Sequence[tuple[list[int], list[int]]], pad_id: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Right-padded (input_ids, attention_mask, labels)."""
-    width = max(len(ids) for ids, _ in encoded)
-    input_ids = torch.full((len(encoded), width), pad_id)
-    attention = torch.zeros((len(encoded), width), dtype=torch.long)
-    labels = torch.full((len(encoded), width), IGNORE)
-    for row, (ids, labs) in enumerate(encoded):
-        input_ids[row, : len(ids)] = torch.tensor(ids)
-        attention[row, : len(ids)] = 1
-        labels[row, : len(labs)] = torch.tensor(labs)
-    return input_ids, attention, labels
+def _right_pad(rows: Sequence[list[int]], fill: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(row) for row in rows)
+    ids = torch.full((len(rows), width), fill)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        mask[i, : len(row)] = 1
+    return ids, mask
+
+
+def collate(encoded: Sequence[Encoded], pad_id: int) -> Batch:
+    """Right-padded tensors; the source goes to the encoder only where there is one."""
+    input_ids, attention = _right_pad([ids for _, ids, _ in encoded], pad_id)
+    labels, _ = _right_pad([labs for _, _, labs in encoded], IGNORE)
+    source = _right_pad([src for src, _, _ in encoded], pad_id) if encoded[0][0] else None
+    return Batch(input_ids, attention, labels, source)
 
 
 def length_grouped_steps(
-    examples: list[tuple[list[int], list[int]]], per_step: int, rng: random.Random
-) -> list[list[tuple[list[int], list[int]]]]:
+    examples: list[Encoded], per_step: int, rng: random.Random
+) -> list[list[Encoded]]:
     """Examples for each optimizer step, in random order but with similar lengths together.
 
     Shuffle, sort within windows of 50 steps, then shuffle the steps: padding shrinks (about a
@@ -94,32 +117,24 @@ def length_grouped_steps(
     window = 50 * per_step
     steps = []
     for start in range(0, len(order), window):
-        part = sorted(order[start : start + window], key=lambda ex: len(ex[0]))
+        part = sorted(order[start : start + window], key=lambda ex: len(ex[0]) + len(ex[1]))
         steps += [part[i : i + per_step] for i in range(0, len(part), per_step)]
     rng.shuffle(steps)
     return steps
 
 
-def batch_loss(
-    model: AdaptedLM, batch: tuple[torch.Tensor, ...], device: torch.device
-) -> torch.Tensor:
-    input_ids, attention, labels = (t.to(device) for t in batch)
-    logits, _ = model(input_ids, attention)
-    return torch.nn.functional.cross_entropy(
-        logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=IGNORE
-    )
-
-
 @torch.no_grad()
 def evaluate_loss(
-    model: AdaptedLM, encoded: list, batch_size: int, pad_id: int, device: torch.device
+    model: AdaptedLM, encoded: list[Encoded], batch_size: int, pad_id: int, device: torch.device
 ) -> float:
+    """Mean target cross-entropy per token (never a method's extra training terms)."""
     model.eval()
     total, tokens = 0.0, 0
     for start in range(0, len(encoded), batch_size):
-        batch = collate(encoded[start : start + batch_size], pad_id)
-        n = int((batch[2][:, 1:] != IGNORE).sum())
-        total += batch_loss(model, batch, device).item() * n
+        batch = collate(encoded[start : start + batch_size], pad_id).to(device)
+        n = int((batch.labels[:, 1:] != IGNORE).sum())
+        logits, _ = model(batch.input_ids, batch.attention_mask, source=batch.source)
+        total += target_loss(logits, batch.labels).item() * n
         tokens += n
     model.train()
     return total / max(tokens, 1)
@@ -138,8 +153,9 @@ def train(
     torch.manual_seed(seed)
     order_rng = random.Random(seed)
     pad_id = tokenizer.eos_token_id
-    examples = [encode_pair(tokenizer, s, t, config) for s, t in pairs]
-    dev = [encode_pair(tokenizer, s, t, config) for s, t in dev_pairs[: config.dev_examples]]
+    start = model.decoder_start_token_id if model.is_encoder_decoder else None
+    examples = [encode_pair(tokenizer, s, t, config, start) for s, t in pairs]
+    dev = [encode_pair(tokenizer, s, t, config, start) for s, t in dev_pairs[: config.dev_examples]]
 
     per_step = config.batch_size * config.grad_accum
     steps_per_epoch = math.ceil(len(examples) / per_step)
@@ -162,12 +178,12 @@ def train(
                 step_loss = 0.0
                 for micro in range(0, len(chunk), config.batch_size):
                     batch = collate(chunk[micro : micro + config.batch_size], pad_id)
-                    loss = batch_loss(model, batch, device)
+                    loss = model.training_loss(batch.to(device))
                     if not torch.isfinite(loss):
                         raise TrainingDiverged(
                             f"training loss is {loss.item()} at step {result.steps}"
                         )
-                    share = len(batch[0]) / len(chunk)  # weight micro-batches by their size
+                    share = len(batch.input_ids) / len(chunk)  # weight micro-batches by their size
                     (loss * share).backward()
                     step_loss += loss.item() * share
                 torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from transformers import PreTrainedModel
 
-from bench.adapted import AdaptedLM, Method, MethodSettings
+from bench.adapted import AdaptedLM, BuildContext, Method, MethodSettings
 from bench.registry import METHODS
 
 
@@ -17,6 +17,8 @@ class Finetune(Method):
     Settings = FinetuneSettings
     description = "full fine-tuning: all parameters trained and stored"
 
-    def build(self, base: PreTrainedModel, settings: FinetuneSettings) -> AdaptedLM:
+    def build(
+        self, base: PreTrainedModel, settings: FinetuneSettings, context: BuildContext | None = None
+    ) -> AdaptedLM:
         base.requires_grad_(True)
         return AdaptedLM(base)

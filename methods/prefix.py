@@ -1,27 +1,124 @@
-"""Prefix-tuning (Li & Liang, 2021) for decoder-only models, as in the paper and its code.
+"""Prefix-tuning (Li & Liang, 2021), as in the paper and its code, for GPT-2 and BART.
 
-A prefix of `length` positions is prepended to the key/value activations of every layer. During
-training the activations are produced by a reparametrization, Embedding(L, d) -> Linear(d, h) ->
-tanh -> Linear(h, layers x 2 x d), because optimizing them directly is unstable (paper section
-4.3); `flat` optimizes them directly instead. The base model stays frozen. After training the MLP
-is discarded and only the L x layers x 2 x d activations are stored.
+A prefix of `length` positions is prepended to the key/value activations of every attention
+layer; the base model stays frozen. During training the activations come from a
+reparametrization, Embedding(L, d) -> Linear(d, h) -> tanh -> Linear(h, layers x 2 x d), because
+optimizing them directly is unstable (paper section 4.3); `flat` optimizes them directly instead.
+After training the MLP is discarded and only the L x layers x 2 x d activations are stored.
+
+Encoder-decoder models get three prefixes, each with its own MLP, as the paper's BART code does:
+one for the encoder's self-attention, one for the decoder's self-attention and one for the
+decoder's cross-attention. PEFT's prefix tuning only prefixes BART's decoder, and the `adapters`
+library injects its prefix inside attention, so GPT-2 would number positions from 0 rather than
+after the prefix as the paper's code did; hence our own module, through the key/value cache.
+BART's decoder, in the paper's code, numbered its positions from 0 whatever the prefix, so ours
+does too.
+
+`init: words` starts the prefix from the activations of real words (`init_text`, the paper's
+low-data trick, section 7.2): the frozen model reads the text (repeated or cut to L tokens; the
+paper set L to its length) and the MLP is fitted to its key/value activations as in the paper's
+code (500 Adam steps at lr 1e-4 on the squared error); a flat prefix copies them.
 """
 
 from __future__ import annotations
 
-import torch
-from pydantic import Field
-from torch import nn
-from transformers import DynamicCache, PreTrainedModel
+import math
+from typing import Any, Literal
 
-from bench.adapted import AdaptedLM, Method, MethodSettings
+import torch
+from pydantic import Field, model_validator
+from torch import nn
+from transformers import DynamicCache, EncoderDecoderCache, PreTrainedModel
+
+from bench.adapted import AdaptedLM, BuildContext, Method, MethodSettings
+from bench.errors import UserError
 from bench.registry import METHODS
+
+INIT_STEPS, INIT_LR = 500, 1e-4
 
 
 class PrefixSettings(MethodSettings):
     length: int = Field(10, ge=1, description="prefix length L")
     mlp_hidden: int = Field(512, ge=1, description="hidden size h of the reparametrization MLP")
     flat: bool = Field(False, description="optimize the activations directly, without the MLP")
+    init: Literal["random", "words"] = Field("random", description="how the prefix starts")
+    init_text: str | None = Field(None, description="init: words: the words, e.g. 'summarize'")
+
+    @model_validator(mode="after")
+    def _text_for_words(self) -> PrefixSettings:
+        if (self.init == "words") != (self.init_text is not None):
+            raise ValueError("init_text is needed by init: words, and only by it")
+        return self
+
+
+class Activations(nn.Module):
+    """The trained key/value activations of one kind of attention, in the paper's layout."""
+
+    def __init__(
+        self, length: int, layers: int, heads: int, d_model: int, hidden: int, flat: bool
+    ) -> None:
+        super().__init__()
+        self.shape = (length, layers, 2, heads, d_model // heads)
+        width = layers * 2 * d_model
+        self.mlp: nn.Module | None = None
+        self.flat: nn.Parameter | None = None
+        if flat:
+            self.flat = nn.Parameter(0.02 * torch.randn(length, width))
+        else:
+            self.mlp = nn.Sequential(
+                nn.Embedding(length, d_model),
+                nn.Linear(d_model, hidden),
+                nn.Tanh(),
+                nn.Linear(hidden, width),
+            )
+
+    def _rows(self) -> torch.Tensor:
+        if self.mlp is None:
+            return self.flat
+        return self.mlp(torch.arange(self.shape[0], device=self.mlp[0].weight.device))
+
+    def tensor(self) -> torch.Tensor:
+        """[layers, 2, heads, L, head_dim]: layer-major, then key/value, as in the paper."""
+        return self._rows().view(self.shape).permute(1, 2, 3, 0, 4)
+
+    def _set(self, kv: torch.Tensor) -> None:
+        rows = kv.permute(3, 0, 1, 2, 4).reshape(self.shape[0], -1)
+        self.flat = nn.Parameter(rows.detach().clone(), requires_grad=False)
+        self.mlp = None
+
+    def finalize(self) -> None:
+        if self.mlp is not None:
+            with torch.no_grad():
+                self._set(self.tensor())
+
+    def load(self, kv: torch.Tensor) -> None:
+        length, layers, two, heads, head_dim = self.shape
+        expected = (layers, two, heads, length, head_dim)
+        if tuple(kv.shape) != expected:
+            raise ValueError(f"stored prefix has shape {tuple(kv.shape)}, expected {expected}")
+        self._set(kv)
+
+    def fit(self, kv: torch.Tensor) -> None:
+        """Start from `kv`: copied into a flat prefix, or regressed by the MLP."""
+        if self.mlp is None:
+            with torch.no_grad():
+                self.flat.copy_(kv.permute(3, 0, 1, 2, 4).reshape(self.shape[0], -1))
+            return
+        optimizer = torch.optim.Adam(self.mlp[1:].parameters(), lr=INIT_LR)
+        for _ in range(INIT_STEPS):
+            loss = nn.functional.mse_loss(self.tensor(), kv)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+
+def layer_cache(kv: torch.Tensor, batch_size: int) -> DynamicCache:
+    """A cache holding `kv` ([layers, 2, heads, L, head_dim]) for every row."""
+    cache = DynamicCache()
+    for layer in range(kv.shape[0]):
+        key, value = (kv[layer, i].unsqueeze(0).expand(batch_size, -1, -1, -1) for i in (0, 1))
+        cache.update(key, value, layer)
+    return cache
 
 
 class PrefixLM(AdaptedLM):
@@ -29,60 +126,114 @@ class PrefixLM(AdaptedLM):
         super().__init__(base)
         base.requires_grad_(False)
         config = base.config
-        self.n_layer, self.n_head = config.n_layer, config.n_head
-        self.head_dim = config.n_embd // config.n_head
         self.prefix_length = settings.length
-        width = self.n_layer * 2 * config.n_embd
-        self.reparam: nn.Module | None = None
-        if settings.flat:
-            self.activations = nn.Parameter(0.02 * torch.randn(settings.length, width))
-        else:
-            self.activations = None
-            self.reparam = nn.Sequential(
-                nn.Embedding(settings.length, config.n_embd),
-                nn.Linear(config.n_embd, settings.mlp_hidden),
-                nn.Tanh(),
-                nn.Linear(settings.mlp_hidden, width),
+
+        def site(layers: int, heads: int, d_model: int) -> Activations:
+            return Activations(
+                settings.length, layers, heads, d_model, settings.mlp_hidden, settings.flat
             )
 
-    def _prefix(self) -> torch.Tensor:
-        """[layers, 2, heads, L, head_dim]: the paper's layout (layer-major, then key/value)."""
-        if self.reparam is not None:
-            index = torch.arange(self.prefix_length, device=self.reparam[0].weight.device)
-            flat = self.reparam(index)
-        else:
-            flat = self.activations
-        flat = flat.view(self.prefix_length, self.n_layer, 2, self.n_head, self.head_dim)
-        return flat.permute(1, 2, 3, 0, 4)
-
-    def prefix_cache(self, batch_size: int) -> DynamicCache:
-        prefix = self._prefix()
-        cache = DynamicCache()
-        for layer in range(self.n_layer):
-            key, value = (
-                prefix[layer, i].unsqueeze(0).expand(batch_size, -1, -1, -1) for i in (0, 1)
+        if not self.is_encoder_decoder:
+            self.sites = nn.ModuleDict(
+                {
+                    "prefix": site(
+                        config.num_hidden_layers, config.num_attention_heads, config.hidden_size
+                    )
+                }
             )
-            cache.update(key, value, layer)
+            return
+        d = config.d_model
+        self.cross_prefix_length = settings.length
+        self.sites = nn.ModuleDict(
+            {
+                "encoder_prefix": site(config.encoder_layers, config.encoder_attention_heads, d),
+                "decoder_prefix": site(config.decoder_layers, config.decoder_attention_heads, d),
+                "cross_prefix": site(config.decoder_layers, config.decoder_attention_heads, d),
+            }
+        )
+        self._encoder_cache: DynamicCache | None = None
+        for layer in base.get_encoder().layers:
+            layer.self_attn.register_forward_pre_hook(self._prefix_encoder, with_kwargs=True)
+        base.get_decoder().embed_positions.register_forward_pre_hook(
+            self._decoder_positions_from_zero, with_kwargs=True
+        )
+
+    # --- the prefix in the cache ------------------------------------------------------------
+    def prefix_cache(self, batch_size: int) -> DynamicCache | EncoderDecoderCache:
+        if not self.is_encoder_decoder:
+            return layer_cache(self.sites["prefix"].tensor(), batch_size)
+        cache = EncoderDecoderCache(
+            layer_cache(self.sites["decoder_prefix"].tensor(), batch_size),
+            layer_cache(self.sites["cross_prefix"].tensor(), batch_size),
+        )
+        # The encoder's keys are still to be appended after the cross-attention prefix.
+        cache.is_updated = dict.fromkeys(cache.is_updated, False)
         return cache
 
-    def finalize(self) -> None:
-        if self.reparam is None:
-            return
+    # --- encoder-decoder: the encoder prefix and the decoder positions ---------------------
+    def encode(self, source_ids: torch.Tensor, source_mask: torch.Tensor) -> torch.Tensor:
+        self._encoder_cache = layer_cache(
+            self.sites["encoder_prefix"].tensor(), source_ids.shape[0]
+        )
+        try:
+            return super().encode(source_ids, source_mask)
+        finally:
+            self._encoder_cache = None
+
+    def _prefix_encoder(
+        self, module: nn.Module, args: tuple, kwargs: dict[str, Any]
+    ) -> tuple[tuple, dict[str, Any]]:
+        """Each encoder self-attention continues a cache that holds its prefix; the 4D padding
+        mask gains the prefix's columns, always visible."""
+        kwargs["past_key_values"] = self._encoder_cache
+        mask = kwargs.get("attention_mask")
+        if mask is not None:
+            visible = True if mask.dtype == torch.bool else 0.0
+            columns = mask.new_full((*mask.shape[:-1], self.prefix_length), visible)
+            kwargs["attention_mask"] = torch.cat([columns, mask], dim=-1)
+        return args, kwargs
+
+    def _decoder_positions_from_zero(
+        self, module: nn.Module, args: tuple, kwargs: dict[str, Any]
+    ) -> tuple[tuple, dict[str, Any]]:
+        """BART numbers decoder positions from the cache length, which includes the prefix."""
+        if kwargs.get("position_ids") is not None:
+            kwargs["position_ids"] = kwargs["position_ids"] - self.prefix_length
+        return args, kwargs
+
+    # --- initialization, storage ------------------------------------------------------------
+    def init_from_words(self, tokenizer: Any, text: str) -> None:
+        if self.is_encoder_decoder:
+            raise UserError("prefix init: words is implemented for decoder-only models")
+        ids = tokenizer.encode(text, add_special_tokens=False)
+        if not ids:
+            raise UserError(f"prefix init_text {text!r} has no tokens")
+        ids = (ids * math.ceil(self.prefix_length / len(ids)))[: self.prefix_length]
+        device = next(self.base.parameters()).device
         with torch.no_grad():
-            flat = self._prefix().permute(3, 0, 1, 2, 4).reshape(self.prefix_length, -1)
-        self.activations = nn.Parameter(flat.clone(), requires_grad=False)
-        self.reparam = None
+            cache = self.base(input_ids=torch.tensor([ids], device=device), use_cache=True)
+            kv = torch.stack(
+                [
+                    torch.stack([layer.keys[0], layer.values[0]])
+                    for layer in cache.past_key_values.layers
+                ]
+            )
+        self.sites["prefix"].fit(kv)
+
+    def finalize(self) -> None:
+        for site in self.sites.values():
+            site.finalize()
 
     def stored_state(self) -> dict[str, torch.Tensor]:
-        if self.reparam is not None:
+        if any(site.mlp is not None for site in self.sites.values()):
             raise RuntimeError("finalize() the prefix before storing it")
-        return {"prefix": self._prefix().detach().contiguous()}
+        return {name: site.tensor().detach().contiguous() for name, site in self.sites.items()}
 
     def load_stored(self, state: dict[str, torch.Tensor]) -> None:
-        prefix = state["prefix"]  # [layers, 2, heads, L, head_dim] -> the flat layout
-        flat = prefix.permute(3, 0, 1, 2, 4).reshape(self.prefix_length, -1)
-        self.activations = nn.Parameter(flat.clone(), requires_grad=False)
-        self.reparam = None
+        if set(state) != set(self.sites):
+            raise ValueError(f"stored state has {sorted(state)}, expected {sorted(self.sites)}")
+        for name, site in self.sites.items():
+            site.load(state[name])
 
 
 @METHODS.register("prefix")
@@ -90,5 +241,12 @@ class PrefixTuning(Method):
     Settings = PrefixSettings
     description = "prefix-tuning: trained key/value prefix in every layer (MLP reparametrized)"
 
-    def build(self, base: PreTrainedModel, settings: PrefixSettings) -> AdaptedLM:
-        return PrefixLM(base, settings)
+    def build(
+        self, base: PreTrainedModel, settings: PrefixSettings, context: BuildContext | None = None
+    ) -> AdaptedLM:
+        model = PrefixLM(base, settings)
+        if settings.init == "words":
+            if context is None or context.tokenizer is None:
+                raise UserError("prefix init: words needs the model's tokenizer")
+            model.init_from_words(context.tokenizer, settings.init_text)
+        return model

@@ -36,6 +36,8 @@ def results_frame(store: Store, grid: str | None = None) -> pd.DataFrame:
         "metric",
         "value",
         "n",
+        "low",
+        "high",
         "trained_params",
         "stored_params",
         "total_params",
@@ -43,10 +45,22 @@ def results_frame(store: Store, grid: str | None = None) -> pd.DataFrame:
     ]
     frame = pd.DataFrame(rows, columns=columns)
     frame["ood"] = frame["ood"].astype(bool)
+    factors = _paper_factors(frame)
+    for column in ("value", "low", "high"):
+        frame[column] = frame[column].astype(float) * factors
     frame["row"] = frame["label"] + frame["n_train"].map(
         lambda n: "" if pd.isna(n) else f" n={int(n)}"
     )
     return frame
+
+
+def _paper_factors(frame: pd.DataFrame) -> list[float]:
+    """The store keeps each official scorer's scale (E2E BLEU 0-1); tables use the paper's."""
+    from bench.metrics.suites import paper_factor
+    from bench.registry import TASKS
+
+    suites = {t: TASKS.get(t)().suite if t in TASKS else "" for t in set(frame["task"])}
+    return [paper_factor(suites[t], m) for t, m in zip(frame["task"], frame["metric"], strict=True)]
 
 
 def _mean_std(values: pd.Series) -> str:
@@ -126,8 +140,8 @@ def write_report(store: Store, grid: str, out_dir: Path) -> Path:
         models = ", ".join(sorted(set(frame["model"])))
         lines += [
             "",
-            f"Model: {models}. Scores are on each metric's own scale "
-            "(BLEU 0-100, ROUGE-L F1 x 100).",
+            f"Model: {models}. Scores are on the paper's scale of each task "
+            "(mini: BLEU 0-100, ROUGE-L F1 x 100; E2E BLEU, METEOR, ROUGE-L x 100).",
             "",
             matrix(frame).to_markdown(),
             "",

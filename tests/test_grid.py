@@ -42,7 +42,13 @@ def test_expansion_is_tasks_x_methods_x_sizes_x_seeds(tmp_path):
     webnlg = [c for c in cells if c.task == "mini-webnlg"]
     assert all(c.splits == ("test_unseen",) and c.n_train is None for c in webnlg)
     prefix = next(c for c in cells if c.method == "prefix")
-    assert prefix.settings == {"length": 5, "mlp_hidden": 512, "flat": False}
+    assert prefix.settings == {
+        "length": 5,
+        "mlp_hidden": 512,
+        "flat": False,
+        "init": "random",
+        "init_text": None,
+    }
     assert prefix.label == "prefix(length=5)"
 
 

@@ -1,13 +1,13 @@
 import pytest
 
 from bench.errors import UserError
-from bench.registry import METHODS, METRICS, TASKS, Registry
+from bench.registry import METHODS, SUITES, TASKS, Registry
 
 
 def test_modules_register_themselves():
     assert {"mini-e2e", "mini-webnlg"} <= set(TASKS.names())
     assert {"finetune", "prefix"} <= set(METHODS.names())
-    assert {"bleu", "rouge_l"} <= set(METRICS.names())
+    assert {"mini", "e2e", "webnlg", "dart", "xsum"} <= set(SUITES.names())
 
 
 def test_unknown_name_lists_the_valid_ones():

@@ -37,7 +37,7 @@ def test_training_lowers_dev_loss(method, settings, lr):
 
 def test_the_loss_covers_the_target_only():
     _, tokenizer, _, _ = setup("finetune")
-    ids, labels = encode_pair(tokenizer, "name : X", "X is a pub.", TrainConfig())
+    _, ids, labels = encode_pair(tokenizer, "name : X", "X is a pub.", TrainConfig())
     source_len = len(tokenizer.encode(" name : X")) + 1
     assert labels[:source_len] == [IGNORE] * source_len
     assert labels[source_len:] == ids[source_len:] and ids[-1] == tokenizer.eos_token_id

@@ -1,24 +1,44 @@
-"""Corpus BLEU with sacrebleu, multi-reference with a varying number of references per input."""
+"""Corpus BLEU with sacrebleu (13a tokenization, exp smoothing), multi-reference with a varying
+number of references per input: the mini tasks' BLEU, on sacrebleu's 0-100 scale.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 from sacrebleu.metrics import BLEU
 
-from bench.metrics import Metric
-from bench.registry import METRICS
+from bench.metrics import Metric, References
 
 
-def corpus_bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> float:
-    # sacrebleu takes reference *streams*; inputs with fewer references pad theirs with None.
-    n_streams = max((len(refs) for refs in references), default=1)
-    streams = [
-        [refs[i] if i < len(refs) else None for refs in references] for i in range(n_streams)
-    ]
-    return BLEU().corpus_score(list(hypotheses), streams).score
+class SacreBleu(Metric):
+    description = "corpus BLEU (sacrebleu, 13a tokenization), multi-reference, 0-100"
+    scale = "0-100"
 
+    def __init__(self) -> None:
+        self.bleu = BLEU()
 
-METRICS.register("bleu")(
-    Metric("bleu", "corpus BLEU (sacrebleu, 13a tokenization), multi-reference", corpus_bleu)
-)
+    def segment_stats(self, hypotheses: Sequence[str], references: References) -> np.ndarray:
+        """sacrebleu's statistics: lengths, then matches and totals per n-gram order."""
+        rows = []
+        for hyp, refs in zip(hypotheses, references, strict=True):
+            # One input at a time: its statistics do not depend on the other inputs.
+            s = self.bleu.corpus_score([hyp], [[ref] for ref in refs])
+            rows.append([s.sys_len, s.ref_len, *s.counts, *s.totals])
+        width = 2 + 2 * self.bleu.max_ngram_order
+        return np.asarray(rows, dtype=np.float64).reshape(len(rows), width)
+
+    def from_totals(self, totals: np.ndarray, n: int) -> float:
+        order = self.bleu.max_ngram_order
+        counts = [int(x) for x in totals]
+        return BLEU.compute_bleu(
+            correct=counts[2 : 2 + order],
+            total=counts[2 + order :],
+            sys_len=counts[0],
+            ref_len=counts[1],
+            smooth_method=self.bleu.smooth_method,
+            smooth_value=self.bleu.smooth_value,
+            effective_order=self.bleu.effective_order,
+            max_ngram_order=order,
+        ).score

@@ -1,4 +1,6 @@
-"""ROUGE-L F-measure with rouge-score: best reference per input, averaged over inputs."""
+"""ROUGE F-measure with Google's rouge-score (Porter stemming): best reference per input, mean
+over inputs, x100. The XSum convention (ROUGE-1/2/L), and the mini tasks' ROUGE-L.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +8,19 @@ from collections.abc import Sequence
 
 from rouge_score import rouge_scorer
 
-from bench.metrics import Metric
-from bench.registry import METRICS
-
-_SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+from bench.metrics import MeanMetric, References
 
 
-def rouge_l(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> float:
-    if not hypotheses:
-        return 0.0
-    total = sum(
-        _SCORER.score_multi(list(refs), hyp)["rougeL"].fmeasure
-        for hyp, refs in zip(hypotheses, references, strict=True)
-    )
-    return 100.0 * total / len(hypotheses)
+class RougeScore(MeanMetric):
+    scale = "0-100"
 
+    def __init__(self, kind: str) -> None:
+        self.kind = kind  # "rouge1", "rouge2" or "rougeL"
+        self.description = f"{kind} F1 (rouge-score, Porter stemming), best reference, x100"
 
-METRICS.register("rouge_l")(
-    Metric("rouge_l", "ROUGE-L F1 (rouge-score, stemmed), best reference per input", rouge_l)
-)
+    def segment_scores(self, hypotheses: Sequence[str], references: References) -> list[float]:
+        scorer = rouge_scorer.RougeScorer([self.kind], use_stemmer=True)
+        return [
+            100.0 * scorer.score_multi(list(refs), hyp)[self.kind].fmeasure
+            for hyp, refs in zip(hypotheses, references, strict=True)
+        ]

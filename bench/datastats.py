@@ -1,0 +1,32 @@
+"""`python -m bench data stats`: inputs and references per task and split, from the task loaders.
+
+A split whose files are absent (or unreadable) is reported with the reason, never as zeros, so
+a table of counts can be trusted to describe data that was actually read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.errors import UserError
+from bench.registry import TASKS
+
+
+def split_stats(task_name: str, data_dir: Path | None) -> dict[str, dict[str, object]]:
+    task = TASKS.get(task_name)()
+    stats: dict[str, dict[str, object]] = {}
+    for split in task.data_splits():
+        try:
+            examples = task.load(split, data_dir)
+        except UserError as error:
+            stats[split] = {"available": False, "reason": str(error)}
+            continue
+        stats[split] = {
+            "inputs": len(examples),
+            "references": sum(len(ex.references) for ex in examples),
+        }
+    return stats
+
+
+def all_stats(data_dir: Path | None, tasks: list[str] | None = None) -> dict[str, dict]:
+    return {name: split_stats(name, data_dir) for name in tasks or TASKS.names()}

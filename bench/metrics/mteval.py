@@ -1,0 +1,146 @@
+"""BLEU and NIST as mteval-v13a.pl computes them, the way the E2E scorer (e2e-metrics) runs it.
+
+Facts of the official run (measured, see shared/metric-vectors/README.md): raw text in; mteval's
+own tokenization (13a: punctuation split, period and comma split unless next to a digit,
+apostrophes kept); lowercasing of ASCII letters only; a variable number of references per input
+(the scorer's padding to 45 references is ignored everywhere). BLEU: 4-grams, corpus level,
+brevity penalty against the closest reference length, ties to the shorter one. NIST: 5-grams,
+information weights from the n-gram counts of all references of the test set, length penalty
+against (total reference words / mean references per input), as the Perl code computes it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
+
+from bench.metrics import Metric, References
+from bench.metrics.text import ascii_lower
+
+BLEU_N = 4
+NIST_N = 5
+_TOKENIZE_13A = Tokenizer13a()  # the same regular expressions as mteval-v13a's NormalizeText
+
+
+def tokenize(text: str) -> list[str]:
+    """mteval-v13a normalization: `tr/A-Z/a-z/` (ASCII only), then the 13a tokenizer."""
+    return _TOKENIZE_13A(ascii_lower(text)).split()
+
+
+def ngrams(words: list[str], max_n: int) -> Counter[tuple[str, ...]]:
+    counts: Counter[tuple[str, ...]] = Counter()
+    for n in range(1, max_n + 1):
+        counts.update(zip(*(words[k:] for k in range(n)), strict=False))
+    return counts
+
+
+@lru_cache(maxsize=1 << 16)
+def _counted(text: str) -> tuple[int, Counter[tuple[str, ...]]]:
+    """Length and n-gram counts (n <= 5) of a text, shared by BLEU and NIST."""
+    words = tokenize(text)
+    return len(words), ngrams(words, NIST_N)
+
+
+def clipped(
+    counts: Counter[tuple[str, ...]], references: Sequence[Counter[tuple[str, ...]]]
+) -> dict[tuple[str, ...], int]:
+    """Per hypothesis n-gram, its count clipped by its largest count in any one reference."""
+    best: dict[tuple[str, ...], int] = {}
+    for ref in references:
+        for gram in counts.keys() & ref.keys():
+            best[gram] = max(best.get(gram, 0), ref[gram])
+    return {gram: min(count, counts[gram]) for gram, count in best.items()}
+
+
+def closest_length(hyp_len: int, ref_lens: Sequence[int]) -> int:
+    """The reference length closest to the hypothesis length, ties going to the shorter one."""
+    return min(ref_lens, key=lambda r: (abs(r - hyp_len), r))
+
+
+class MtevalBleu(Metric):
+    description = "BLEU-4 as mteval-v13a (E2E scorer), corpus level, 0-1"
+    scale = "0-1"
+
+    def segment_stats(self, hypotheses: Sequence[str], references: References) -> np.ndarray:
+        """Columns: hypothesis length, closest reference length, then matches and totals n=1..4."""
+        rows = []
+        for hyp, refs in zip(hypotheses, references, strict=True):
+            length, counts = _counted(hyp)
+            counted = [_counted(r) for r in refs]
+            matches = [0] * BLEU_N
+            for gram, count in clipped(counts, [c for _, c in counted]).items():
+                if len(gram) <= BLEU_N:
+                    matches[len(gram) - 1] += count
+            totals = [max(0, length - n) for n in range(BLEU_N)]
+            ref_len = closest_length(length, [n for n, _ in counted])
+            rows.append([length, ref_len, *matches, *totals])
+        return np.asarray(rows, dtype=np.float64).reshape(len(rows), 2 + 2 * BLEU_N)
+
+    def from_totals(self, totals: np.ndarray, n: int) -> float:
+        hyp_len, ref_len = totals[0], totals[1]
+        matches, counts = totals[2 : 2 + BLEU_N], totals[2 + BLEU_N :]
+        if hyp_len == 0 or (matches == 0).any():
+            return 0.0
+        brevity = math.exp(min(0.0, 1.0 - ref_len / hyp_len))
+        return brevity * math.exp(float(np.mean(np.log(matches / counts))))
+
+
+class MtevalNist(Metric):
+    """NIST-5; its information weights depend on the whole reference set of the corpus scored,
+    so they are fixed once by `segment_stats` (like CIDEr's IDF) and resamples reuse them."""
+
+    description = "NIST-5 as mteval-v13a (E2E scorer, Perl length penalty), corpus level"
+    scale = "0-inf"
+
+    def segment_stats(self, hypotheses: Sequence[str], references: References) -> np.ndarray:
+        """Columns: information of matches n=1..5, hypothesis n-grams n=1..5, reference words,
+        number of references."""
+        counted = [[_counted(r) for r in refs] for refs in references]
+        info = self._information(counted)
+        rows = []
+        for hyp, refs in zip(hypotheses, counted, strict=True):
+            length, counts = _counted(hyp)
+            matched_info = [0.0] * NIST_N
+            for gram, count in clipped(counts, [c for _, c in refs]).items():
+                matched_info[len(gram) - 1] += info[gram] * count
+            totals = [max(0, length - n) for n in range(NIST_N)]
+            rows.append([*matched_info, *totals, sum(n for n, _ in refs), len(refs)])
+        return np.asarray(rows, dtype=np.float64).reshape(len(rows), 2 * NIST_N + 2)
+
+    @staticmethod
+    def _information(
+        counted: list[list[tuple[int, Counter[tuple[str, ...]]]]],
+    ) -> dict[tuple[str, ...], float]:
+        """info(w1..wn) = log2(count(w1..wn-1) / count(w1..wn)) over every reference."""
+        counts: Counter[tuple[str, ...]] = Counter()
+        for refs in counted:
+            for _, ref in refs:
+                counts.update(ref)
+        total_words = sum(n for refs in counted for n, _ in refs)
+        return {
+            gram: math.log2((counts[gram[:-1]] if len(gram) > 1 else total_words) / count)
+            for gram, count in counts.items()
+        }
+
+    def from_totals(self, totals: np.ndarray, n: int) -> float:
+        info, counts = totals[:NIST_N], totals[NIST_N : 2 * NIST_N]
+        ref_words, n_refs = totals[2 * NIST_N], totals[2 * NIST_N + 1]
+        score = float(np.sum(info / np.maximum(counts, 1.0)))
+        if n_refs == 0 or ref_words == 0:
+            return 0.0
+        return score * _nist_length_penalty(counts[0] / (ref_words / (n_refs / n)))
+
+
+def _nist_length_penalty(ratio: float) -> float:
+    """mteval's penalty: 1 at or above ratio 1, 0.5 at ratio 2/3, exp(-beta log^2 ratio)."""
+    if ratio >= 1:
+        return 1.0
+    if ratio <= 0:
+        return 0.0
+    beta = -math.log(0.5) / math.log(1.5) ** 2
+    return math.exp(-beta * math.log(ratio) ** 2)

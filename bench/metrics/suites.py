@@ -1,0 +1,263 @@
+"""Metric suites: the official metrics of a task family, with the official preprocessing.
+
+A suite is an ordered list of metrics under their official (lower-case) names, each reading one
+"view" of the data: the hypotheses and references after a named preprocessing step, computed
+once per corpus (e.g. E2E's PTB tokenization, one JVM, shared by METEOR, ROUGE-L and CIDEr).
+Values are on each official scorer's scale; `paper_factor` converts to the paper's tables.
+Tasks name their suite (`Task.suite`); the runner and `python -m bench score` both call
+`score_suite`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bench.errors import UserError
+from bench.metrics import Metric, MetricScore, MetricUnavailable, References
+from bench.metrics import text as official
+from bench.metrics.bleu import SacreBleu
+from bench.metrics.bootstrap import (
+    N_RESAMPLES,
+    SEED,
+    Comparison,
+    interval,
+    paired_bootstrap,
+    resample_indices,
+)
+from bench.metrics.coco import CiderD, CocoRougeL, coco_view
+from bench.metrics.extras import BertScore, Bleurt
+from bench.metrics.meteor import Meteor
+from bench.metrics.mteval import MtevalBleu, MtevalNist
+from bench.metrics.multibleu import MultiBleu
+from bench.metrics.rouge import RougeScore
+from bench.metrics.ter import Ter
+from bench.registry import SUITES
+
+View = tuple[list[str], list[list[str]]]
+Prepare = Callable[[Sequence[str], References], View]
+Stats = np.ndarray | MetricUnavailable
+
+
+@dataclass(frozen=True)
+class SuiteMetric:
+    name: str  # the official name, lower case
+    metric: Metric
+    view: str
+    paper_factor: float = 1.0  # official scale -> the paper's tables (E2E BLEU 0.66 -> 66)
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str
+    views: dict[str, Prepare]
+    metrics: tuple[SuiteMetric, ...]
+    by_name: dict[str, SuiteMetric] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by_name", {m.name: m for m in self.metrics})
+
+    def names(self) -> list[str]:
+        return [m.name for m in self.metrics]
+
+    def stats(self, hypotheses: Sequence[str], references: References) -> dict[str, Stats]:
+        """Per-input statistics of every metric, or why it is unavailable.
+
+        Views and metrics run in threads: the JVMs (PTB tokenizer, METEOR) and pure-Python
+        metrics then overlap on separate cores.
+        """
+        _check(hypotheses, references)
+        with ThreadPoolExecutor(max_workers=len(self.views) + len(self.metrics)) as pool:
+            views = {name: pool.submit(f, hypotheses, references) for name, f in self.views.items()}
+            jobs = {
+                m.name: pool.submit(_metric_stats, m.metric, views[m.view]) for m in self.metrics
+            }
+            return {name: job.result() for name, job in jobs.items()}
+
+
+def _check(hypotheses: Sequence[str], references: References) -> None:
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses for {len(references)} reference lists")
+    if not hypotheses:
+        raise ValueError("nothing to score: no inputs")
+    for i, refs in enumerate(references):
+        if not any(r.strip() for r in refs):
+            raise UserError(f"input {i + 1} has no reference; every scored input needs one")
+
+
+def _metric_stats(metric: Metric, view: Future[View]) -> Stats:
+    try:
+        hypotheses, references = view.result()
+        return metric.segment_stats(hypotheses, references)
+    except MetricUnavailable as reason:
+        return reason
+
+
+def score_stats(
+    suite: Suite,
+    stats: dict[str, Stats],
+    bootstrap: bool = True,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = SEED,
+) -> dict[str, MetricScore]:
+    """Corpus scores (and 95% intervals) from statistics, e.g. of a subset of their rows."""
+    n = next((len(s) for s in stats.values() if isinstance(s, np.ndarray)), 0)
+    indices = resample_indices(n, n_resamples, seed) if bootstrap and n else None
+    scores = {}
+    for name, rows in stats.items():
+        if isinstance(rows, MetricUnavailable):
+            scores[name] = MetricScore(None, unavailable=str(rows))
+            continue
+        metric = suite.by_name[name].metric
+        low, high = interval(metric, rows, indices) if indices is not None else (None, None)
+        scores[name] = MetricScore(metric.aggregate(rows), low, high)
+    return scores
+
+
+def score_suite(
+    suite_name: str,
+    hypotheses: Sequence[str],
+    references: References,
+    bootstrap: bool = True,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = SEED,
+) -> dict[str, MetricScore]:
+    """Every metric of the suite: value on the official scale, 95% bootstrap interval."""
+    suite: Suite = SUITES.get(suite_name)
+    return score_stats(suite, suite.stats(hypotheses, references), bootstrap, n_resamples, seed)
+
+
+def compare_suite(
+    suite_name: str,
+    hypotheses_a: Sequence[str],
+    hypotheses_b: Sequence[str],
+    references: References,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = SEED,
+) -> dict[str, Comparison]:
+    """Paired bootstrap of system A against system B on the same inputs, per available metric."""
+    suite: Suite = SUITES.get(suite_name)
+    stats_a = suite.stats(hypotheses_a, references)
+    stats_b = suite.stats(hypotheses_b, references)
+    return {
+        name: paired_bootstrap(suite.by_name[name].metric, a, stats_b[name], n_resamples, seed)
+        for name, a in stats_a.items()
+        if isinstance(a, np.ndarray) and isinstance(stats_b[name], np.ndarray)
+    }
+
+
+def paper_factor(suite_name: str, metric: str) -> float:
+    """How the paper's tables scale this metric (1 for unknown suites or metrics)."""
+    if suite_name not in SUITES:
+        return 1.0
+    entry = SUITES.get(suite_name).by_name.get(metric)
+    return entry.paper_factor if entry else 1.0
+
+
+# --- views ----------------------------------------------------------------------------------
+def _raw(hypotheses: Sequence[str], references: References) -> View:
+    return list(hypotheses), [list(refs) for refs in references]
+
+
+def _e2e(hypotheses: Sequence[str], references: References) -> View:
+    return (
+        [official.e2e_output(h) for h in hypotheses],
+        [[official.e2e_reference(r) for r in refs] for refs in references],
+    )
+
+
+def _e2e_coco(hypotheses: Sequence[str], references: References) -> View:
+    return coco_view(*_e2e(hypotheses, references))
+
+
+WEBNLG_MAX_REFS = 3  # the challenge scripts score BLEU, METEOR and TER against 3 references
+DART_MAX_REFS = 3  # the three official reference files
+
+
+def _webnlg(hypotheses: Sequence[str], references: References) -> View:
+    return (
+        [official.webnlg_hypothesis(h) for h in hypotheses],
+        [[official.webnlg_reference(r) for r in refs[:WEBNLG_MAX_REFS]] for refs in references],
+    )
+
+
+def _dart(hypotheses: Sequence[str], references: References) -> View:
+    refs = [[official.dart_text(r) for r in rs if r.strip()][:DART_MAX_REFS] for rs in references]
+    return [official.dart_text(h) for h in hypotheses], refs
+
+
+# --- the suites -----------------------------------------------------------------------------
+def _register(suite: Suite) -> None:
+    SUITES.register(suite.name)(suite)
+
+
+_register(
+    Suite(
+        "e2e",
+        "E2E NLG Challenge scorer (e2e-metrics measure_scores.py): mteval-v13a BLEU and NIST, "
+        "coco-caption METEOR 1.5, ROUGE-L and CIDEr-D",
+        {"mteval": _e2e, "coco": _e2e_coco},
+        (
+            SuiteMetric("bleu", MtevalBleu(), "mteval", 100.0),
+            SuiteMetric("nist", MtevalNist(), "mteval"),
+            SuiteMetric("meteor", Meteor(), "coco", 100.0),
+            SuiteMetric("rouge_l", CocoRougeL(), "coco", 100.0),
+            SuiteMetric("cider", CiderD(), "coco"),
+        ),
+    )
+)
+_register(
+    Suite(
+        "webnlg",
+        "WebNLG 2017 challenge evaluation (as the DART repo runs it): multi-bleu -lc, "
+        "METEOR 1.5 and tercom TER against 3 references, after lowercase/unidecode/tokenize",
+        {"webnlg": _webnlg},
+        (
+            SuiteMetric("bleu", MultiBleu(lowercase=True, pad_to=WEBNLG_MAX_REFS), "webnlg"),
+            SuiteMetric("meteor", Meteor(), "webnlg"),
+            SuiteMetric("ter", Ter(), "webnlg"),
+        ),
+    )
+)
+_register(
+    Suite(
+        "dart",
+        "DART evaluation (run_eval_on_dart.sh): multi-bleu, METEOR 1.5 and tercom TER against "
+        "the 3 reference files, outputs lowercased and tokenized like them; optional extras",
+        {"dart": _dart},
+        (
+            SuiteMetric("bleu", MultiBleu(lowercase=False, pad_to=DART_MAX_REFS), "dart"),
+            SuiteMetric("meteor", Meteor(), "dart"),
+            SuiteMetric("ter", Ter(), "dart"),
+            SuiteMetric("bertscore", BertScore(), "dart"),
+            SuiteMetric("bleurt", Bleurt(), "dart"),
+        ),
+    )
+)
+_register(
+    Suite(
+        "xsum",
+        "XSum: ROUGE-1/2/L F1 with Porter stemming (rouge-score), x100",
+        {"raw": _raw},
+        (
+            SuiteMetric("rouge_1", RougeScore("rouge1"), "raw"),
+            SuiteMetric("rouge_2", RougeScore("rouge2"), "raw"),
+            SuiteMetric("rouge_l", RougeScore("rougeL"), "raw"),
+        ),
+    )
+)
+_register(
+    Suite(
+        "mini",
+        "the mini tasks: sacrebleu BLEU and rouge-score ROUGE-L (both 0-100)",
+        {"raw": _raw},
+        (
+            SuiteMetric("bleu", SacreBleu(), "raw"),
+            SuiteMetric("rouge_l", RougeScore("rougeL"), "raw"),
+        ),
+    )
+)

@@ -1,0 +1,114 @@
+"""Adapter-tuning (Houlsby et al., 2019) through the `adapters` library (AdapterHub).
+
+Bottleneck adapters (down-projection, nonlinearity, up-projection, residual) are inserted into
+every layer of the frozen base: `houlsby` puts one after the attention and one after the
+feed-forward block of each layer (`DoubleSeqBnConfig`), `pfeiffer` only the latter
+(`SeqBnConfig`). The paper sizes its adapter baselines by their share of the base's parameters
+(0.1% and 3% of GPT-2 medium), so `share` is the setting and the bottleneck width m, with the
+library's reduction factor d / m, is derived from it for the given base: the library's adapter
+sizes are affine in m, so two tiny probe adapters measure them and m is the nearest width to the
+target. Both are recorded with the cell. Only the adapter weights are stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
+
+import adapters
+import torch
+from adapters import DoubleSeqBnConfig, SeqBnConfig
+from pydantic import Field
+from transformers import PreTrainedModel
+
+from bench.adapted import (
+    AdaptedLM,
+    BuildContext,
+    Method,
+    MethodSettings,
+    count,
+    load_trained_state,
+    trained_state,
+)
+from bench.registry import METHODS
+
+CONFIGS = {"houlsby": DoubleSeqBnConfig, "pfeiffer": SeqBnConfig}
+NAME = "bench"
+
+
+class AdapterSettings(MethodSettings):
+    config: Literal["houlsby", "pfeiffer"] = Field("houlsby", description="where adapters sit")
+    share: float = Field(0.03, gt=0, lt=1, description="target trained / base parameters")
+
+
+def reduction_factor(d_model: int, width: int) -> float:
+    """The factor r for which the library's `int(d // r)` is exactly `width`."""
+    factor = d_model / width
+    return factor if int(d_model // factor) == width else math.nextafter(factor, 0.0)
+
+
+@contextmanager
+def _quiet(logger: logging.Logger) -> Iterator[None]:
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+class AdapterLM(AdaptedLM):
+    def __init__(self, base: PreTrainedModel, settings: AdapterSettings) -> None:
+        total = count(list(base.parameters()))
+        adapters.init(base)
+        super().__init__(base)
+        d_model = base.config.hidden_size
+        config = CONFIGS[settings.config]
+
+        def probe(width: int) -> int:
+            base.add_adapter(
+                "probe", config=config(reduction_factor=reduction_factor(d_model, width))
+            )
+            size = sum(p.numel() for n, p in base.named_parameters() if ".probe." in n)
+            base.delete_adapter("probe")
+            return size
+
+        one, two = probe(1), probe(2)
+        per_width = two - one
+        self.width = max(
+            1, min(d_model, round((settings.share * total - (one - per_width)) / per_width))
+        )
+        self.factor = reduction_factor(d_model, self.width)
+        base.add_adapter(NAME, config=config(reduction_factor=self.factor))
+        with _quiet(logging.getLogger("adapters.model_mixin")):
+            base.train_adapter(NAME)  # warns, wrongly, that no adapter is active
+        self.share = count(self.trainable_parameters()) / total
+
+    def derived_settings(self) -> dict[str, Any]:
+        return {
+            "bottleneck": self.width,
+            "reduction_factor": self.factor,
+            "actual_share": self.share,
+        }
+
+    def stored_state(self) -> dict[str, torch.Tensor]:
+        return trained_state(self.base)
+
+    def load_stored(self, state: dict[str, torch.Tensor]) -> None:
+        load_trained_state(self.base, state)
+
+
+@METHODS.register("adapter")
+class AdapterTuning(Method):
+    Settings = AdapterSettings
+    description = (
+        "adapter-tuning (adapters library): bottleneck adapters sized by a parameter share"
+    )
+
+    def build(
+        self, base: PreTrainedModel, settings: AdapterSettings, context: BuildContext | None = None
+    ) -> AdaptedLM:
+        return AdapterLM(base, settings)

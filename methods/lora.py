@@ -1,0 +1,65 @@
+"""LoRA (Hu et al., 2021) through PEFT: trained low-rank updates of the attention projections.
+
+PEFT injects the LoRA layers into the base in place (`inject_adapter_in_model`), so the engine
+keeps talking to the transformers model and its cache. `target_modules` defaults to PEFT's
+choice for the architecture (GPT-2: the fused `c_attn`, BART: `q_proj` and `v_proj`). Only the
+LoRA weights are stored, in PEFT's own state-dict format.
+"""
+
+from __future__ import annotations
+
+import torch
+from peft import (
+    LoraConfig,
+    get_peft_model_state_dict,
+    inject_adapter_in_model,
+    set_peft_model_state_dict,
+)
+from pydantic import Field
+from transformers import PreTrainedModel
+from transformers.pytorch_utils import Conv1D
+
+from bench.adapted import AdaptedLM, BuildContext, Method, MethodSettings
+from bench.registry import METHODS
+
+
+class LoraSettings(MethodSettings):
+    rank: int = Field(8, ge=1, description="rank r of the update")
+    alpha: float = Field(16.0, gt=0, description="scaling: the update is multiplied by alpha / r")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the LoRA input")
+    target_modules: tuple[str, ...] | None = Field(
+        None, description="module names to adapt; PEFT's default for the architecture if unset"
+    )
+
+
+class LoraLM(AdaptedLM):
+    def __init__(self, base: PreTrainedModel, settings: LoraSettings) -> None:
+        config = LoraConfig(
+            r=settings.rank,
+            lora_alpha=settings.alpha,
+            lora_dropout=settings.dropout,
+            target_modules=list(settings.target_modules) if settings.target_modules else None,
+            # GPT-2's projections are Conv1D layers, whose weights are stored transposed.
+            fan_in_fan_out=any(isinstance(m, Conv1D) for m in base.modules()),
+        )
+        inject_adapter_in_model(config, base)
+        super().__init__(base)
+
+    def stored_state(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach() for k, v in get_peft_model_state_dict(self.base).items()}
+
+    def load_stored(self, state: dict[str, torch.Tensor]) -> None:
+        result = set_peft_model_state_dict(self.base, state)
+        if result.unexpected_keys:
+            raise ValueError(f"stored state does not fit: unexpected {result.unexpected_keys}")
+
+
+@METHODS.register("lora")
+class Lora(Method):
+    Settings = LoraSettings
+    description = "LoRA (PEFT): trained low-rank updates of the attention projections"
+
+    def build(
+        self, base: PreTrainedModel, settings: LoraSettings, context: BuildContext | None = None
+    ) -> AdaptedLM:
+        return LoraLM(base, settings)

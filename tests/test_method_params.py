@@ -1,0 +1,56 @@
+"""`bench params`: trained and stored parameters of every method from a config alone."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from bench import cli
+from bench.params import parameter_table
+from bench.registry import METHODS
+
+
+def bench(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """`python -m bench ARGS` in this process: (exit status, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["bench", *args])
+    status = 0
+    try:
+        cli.main()
+    except SystemExit as done:
+        status = done.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_gpt2_medium_table_lists_every_method_with_the_paper_arithmetic(monkeypatch, capsys):
+    status, out, err = bench(monkeypatch, capsys, "params", "--model", "gpt2-medium", "--json")
+    assert status == 0, err
+    table = json.loads(out)
+    assert table["model"] == "gpt2-medium" and table["base"] == 354_823_168
+    rows = {row["method"]: row for row in table["methods"]}
+    assert set(rows) == set(METHODS.names())
+    prefix = rows["prefix"]
+    assert (prefix["stored"], prefix["trained"]) == (491_520, 25_750_016)
+    assert prefix["settings"]["length"] == 10 and prefix["settings"]["mlp_hidden"] == 512
+    assert abs(prefix["stored_pct"] - 100 * 491_520 / 354_823_168) < 1e-9
+    assert rows["finetune"]["stored"] == rows["finetune"]["trained"] == table["base"]
+    assert rows["ensemble"]["trained"] == 0
+    assert rows["ensemble"]["stored"] == table["base"] + 491_520
+    assert rows["adapter"]["derived"]["bottleneck"] == 108
+
+
+def test_bart_large_counts_three_prefixes_and_names_what_it_cannot_adapt():
+    table = parameter_table("bart-large")
+    rows = {row["method"]: row for row in table["methods"]}
+    assert rows["prefix"]["stored"] == 3 * 10 * 12 * 2 * 1024
+    assert rows["prompt"]["trained"] is None and "decoder-only" in rows["prompt"]["note"]
+    assert rows["lora"]["stored"] > 0 and rows["finetune-top"]["stored"] > 0
+
+
+def test_the_table_renders_and_an_unknown_model_is_one_line_and_exit_2(monkeypatch, capsys):
+    status, out, _ = bench(monkeypatch, capsys, "params", "--model", "gpt2")
+    assert status == 0 and out.startswith("gpt2: 124,439,808 base parameters")
+    assert "prefix" in out and "decoder-only" not in out
+    status, out, err = bench(monkeypatch, capsys, "params", "--model", "gpt5")
+    assert status == 2 and not out
+    assert err.count("\n") == 1 and "unknown model 'gpt5' for params; valid: gpt2" in err

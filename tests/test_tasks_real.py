@@ -1,0 +1,160 @@
+"""The real tasks on the real files in BENCH_SHARED_DATA: counts, grouping, order, membership."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from unidecode import unidecode
+
+from bench.registry import TASKS
+from tasks.e2e import E2E
+from tasks.webnlg import SEEN, UNSEEN, WebNLG
+from tasks.xsum import process_url
+from tests.shared_data import shared_data_dir
+
+
+@pytest.fixture(scope="module")
+def data() -> Path:
+    return shared_data_dir()
+
+
+def counts(task: str, split: str, data: Path) -> tuple[int, int]:
+    examples = TASKS.get(task)().load(split, data)
+    return len(examples), sum(len(ex.references) for ex in examples)
+
+
+@pytest.mark.parametrize(
+    ("task", "split", "inputs", "references"),
+    [
+        ("e2e", "test", 630, 4693),
+        ("e2e", "dev", 547, 4672),
+        ("e2e", "train", 4862, 42061),
+        ("webnlg", "test", 1862, 4928),
+        ("webnlg", "test_seen", 971, 2495),
+        ("webnlg", "test_unseen", 891, 2433),
+        ("webnlg", "train", 6935, 18025),  # 18,025 "good" lexicalisations; 5 entries have none
+        ("dart", "test", 5097, 12552),
+        ("e2e-cleaned", "test", 1847, 4693),
+    ],
+)
+def test_official_counts(task, split, inputs, references, data):
+    assert counts(task, split, data) == (inputs, references)
+
+
+def test_e2e_references_grouped_by_mr_in_file_order_and_linearized_as_the_paper(data):
+    examples = E2E().load("test", data)
+    # The paper's own test sources (one line per reference, same row order), whose values are
+    # additionally space-tokenized: equal once spaces are ignored.
+    paper = [
+        line.split("||")[0] for line in (data / "e2e/prefixtuning_format/src1_test.txt").open()
+    ]
+    ours = [ex.source for ex in examples for _ in ex.references]
+    assert [s.replace(" ", "") for s in ours] == [s.replace(" ", "") for s in paper]
+    assert examples[0].source == "name : Blue Spice | Type : coffee shop | area : city centre"
+
+
+def official_normalize(text: str) -> str:
+    """The WebNLG/DART reference files' form: ASCII, lowercased, split at non-word characters."""
+    return " ".join(" ".join(re.split(r"(\W)", unidecode(text).lower())).split())
+
+
+def reference_columns(folder: Path, pattern: str, n_files: int) -> list[list[str]]:
+    """Per input, its references from the official `*.lex` files (blank line = none)."""
+    columns = [(folder / pattern.format(i)).read_text().splitlines() for i in range(n_files)]
+    return [[c[row] for c in columns if c[row].strip()] for row in range(len(columns[0]))]
+
+
+@pytest.mark.parametrize(
+    ("split", "variant", "n_files"),
+    [("test", "all", 8), ("test_seen", "old", 8), ("test_unseen", "new", 5)],
+)
+def test_webnlg_order_and_references_match_the_official_reference_files(
+    split, variant, n_files, data
+):
+    examples = WebNLG().load(split, data)
+    official = reference_columns(
+        data / "webnlg/references", f"gold-{variant}-cat-reference{{}}.lex", n_files
+    )
+    assert len(official) == len(examples)
+    for ours, theirs in zip(examples, official, strict=True):
+        # The official files hold references 1..N in file order (unidecoded, lowercased, tokenized).
+        assert [official_normalize(r) for r in ours.references][: len(theirs)] == [
+            official_normalize(r) for r in theirs
+        ]
+
+
+def test_webnlg_seen_unseen_membership(data):
+    task = WebNLG()
+    seen, unseen, both = (task.load(s, data) for s in ("test_seen", "test_unseen", "test"))
+    assert {ex.source for ex in seen} | {ex.source for ex in unseen} == {ex.source for ex in both}
+    assert SEEN.isdisjoint(UNSEEN) and len(SEEN) == 10 and len(UNSEEN) == 5
+    train_categories = {e["category"] for e in task._entries("train", data)}
+    assert train_categories <= SEEN  # unseen categories never appear in training
+    assert task.split("test_unseen").ood and not task.split("test_seen").ood
+
+
+def test_dart_test_order_matches_the_official_reference_files(data):
+    examples = TASKS.get("dart")().load("test", data)
+    official = reference_columns(data / "dart/dart_reference", "all-delex-reference{}.lex", 3)
+    assert len(official) == len(examples) == 5097
+    matches = sum(
+        official_normalize(ours.references[0]) == official_normalize(theirs[0])
+        for ours, theirs in zip(examples, official, strict=True)
+        if theirs
+    )
+    # The official files are tokenized by a different tokenizer than ours; order is what counts:
+    # nearly every first reference agrees after normalization, and a shift would break that.
+    assert matches > 0.9 * len(examples)
+
+
+def test_xsum_topics_of_the_495_real_test_urls(data):
+    urls = [
+        line.strip()
+        for name in ("Filtered", "Leftover")
+        for line in (data / f"xsum/XSum-WebArxiveUrls_{name}.txt").open()
+        if line.strip()
+    ]
+    topics = [process_url(url) for url in urls]
+    kinds = Counter(
+        "news-seen"
+        if t[:2] in {("news", "uk"), ("news", "business"), ("news", "world")}
+        else "news-other"
+        if t[:1] == ("news",)
+        else t[0]
+        for t in topics
+    )
+    assert len(urls) == 495
+    assert kinds == {
+        "news-seen": 306,
+        "news-other": 41,
+        "sport": 136,
+        "newsround": 5,
+        "newsbeat": 4,
+        "newyddion": 3,
+    }
+
+
+def test_process_url_quirks():
+    assert process_url("http://www.bbc.co.uk/news/uk-england-humber-40062271") == ("news", "uk")
+    assert process_url("http://www.bbc.com:80/sport/football/37263430") == ("sport", "football")
+    assert process_url("http://www.bbc.co.uk/sport/0/football/123") == ("0", "football")
+    assert process_url("http://www.bbc.co.uk/newsbeat/10000983") == ("newsbeat",)
+
+
+def test_data_stats_json_reports_counts_and_absent_files(data):
+    from tests.test_cli import bench
+
+    result = bench(
+        "data", "stats", "--data-dir", str(data), "--task", "e2e", "--task", "dart", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    stats = json.loads(result.stdout)
+    assert stats["e2e"]["test"] == {"inputs": 630, "references": 4693}
+    assert stats["dart"]["test"] == {"inputs": 5097, "references": 12552}
+    # No DART training data is staged: reported as absent, with the reason, not as zeros.
+    assert stats["dart"]["train"]["available"] is False
+    assert "dart-v1.1.1-full-train.json not found" in stats["dart"]["train"]["reason"]
