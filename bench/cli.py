@@ -1,4 +1,4 @@
-"""The command line: `python -m bench run|report|export|list|params`.
+"""The command line: `python -m bench run|report|export|compare|list|params`.
 
 User errors (`UserError`) print one line and exit 2; nothing else is caught here.
 """
@@ -11,12 +11,17 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from bench.errors import UserError
+
+if TYPE_CHECKING:
+    from bench.bundle import ResultsSource
+    from bench.compare import ComparisonReport
 
 console = Console(stderr=True)
 results_dir_option = click.option(
@@ -25,6 +30,15 @@ results_dir_option = click.option(
     default=Path("results"),
     show_default=True,
     help="where bench.sqlite, cell files and reports live",
+)
+
+tolerance_option = click.option(
+    "--tolerance",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="a significantly worse metric regresses only beyond this delta (paper scale, e.g. 0.5 "
+    "BLEU); used by compare and run --check",
 )
 
 
@@ -53,20 +67,37 @@ def _quiet_libraries() -> None:
 @click.option("--data-dir", type=click.Path(path_type=Path), help="official task files")
 @click.option("--model", help="override the grid's model (hub id, path, mini, random:ARCH)")
 @click.option("--force", is_flag=True, help="rerun finished cells too")
+@click.option(
+    "--check",
+    type=click.Path(path_type=Path),
+    help="then compare with this baseline (bundle or results dir); exit 1 on a regression",
+)
+@tolerance_option
 def run(
-    grid: str, results_dir: Path, data_dir: Path | None, model: str | None, force: bool
+    grid: str,
+    results_dir: Path,
+    data_dir: Path | None,
+    model: str | None,
+    force: bool,
+    check: Path | None,
+    tolerance: float,
 ) -> None:
-    """Run a grid: train and evaluate every cell not yet finished, then write its report."""
+    """Run a grid: train and evaluate every cell not yet finished, then write its report.
+
+    With --check, compare the grid's cells with a baseline: exit 1 when a matched metric is
+    significantly worse by more than --tolerance, or when a cell failed."""
+    from bench.bundle import load_source
     from bench.grid import expand, load_grid
     from bench.models import check_available
     from bench.progress import make_progress
     from bench.runner import check_data, run_cells
     from bench.store import Store
-    from reports.matrix import write_report
+    from reports.report import write_report
 
     _quiet_libraries()
     spec, spec_text = load_grid(grid, model)
     check_available(spec.model)
+    baseline = load_source(check) if check is not None else None  # bad input fails first
     if data_dir is not None and not data_dir.is_dir():
         raise UserError(f"--data-dir {data_dir} is not a directory")
     cells = expand(spec)
@@ -90,31 +121,44 @@ def run(
     for cell, reason in summary.failed:
         console.print(f"[red]failed[/] {cell.describe()}: {reason}")
     store.close()
+    if baseline is not None:
+        candidate = load_source(results_dir, spec.name)
+        if _compare(baseline, candidate, (), tolerance, console).regressions or summary.failed:
+            sys.exit(1)
 
 
 def _print_summary(store, grid: str) -> None:
-    """One table per task (a single wide matrix does not fit a terminal)."""
-    from reports.matrix import matrix, results_frame
+    """The results matrix, one terminal table per task (a single wide matrix does not fit)."""
+    from reports.frame import results_frame
+    from reports.layouts import matrix, task_name
 
     frame = results_frame(store, grid)
     for task, part in frame.groupby("task", sort=False):
-        table = matrix(part)
+        table = matrix(part, intervals=False)
+        if table is None:
+            continue
+        prefix = task_name(task) + " "
         out = Table(title=f"{grid}: {task}", title_justify="left")
         out.add_column("method")
-        for column in table.columns:
-            out.add_column(column.removeprefix(f"{task} / ").replace(" / ", " "), justify="right")
-        for row, values in table.iterrows():
-            out.add_row(row, *("" if v != v else str(v) for v in values))  # v != v: NaN
+        for header in table.flat_headers():
+            out.add_column(header.removeprefix(prefix), justify="right")
+        best = table.best()
+        for i, row in enumerate(table.rows):
+            cells = [table.cell_text(i, j) for j in range(len(table.columns))]
+            out.add_row(
+                row.label, *(f"[bold]{c}[/]" if i in best[j] else c for j, c in enumerate(cells))
+            )
         console.print(out)
 
 
 @app.command()
 @results_dir_option
 @click.option("--grid", help="one grid; all grids in the store if unset")
-def report(results_dir: Path, grid: str | None) -> None:
-    """Re-render reports from the results database only."""
+@click.option("--intervals", is_flag=True, help="show each score's 95% bootstrap interval")
+def report(results_dir: Path, grid: str | None, intervals: bool) -> None:
+    """Re-render reports (tables, figures, index.html) from the results database only."""
     from bench.store import Store
-    from reports.matrix import write_report
+    from reports.report import write_report
 
     store = Store.open_existing(results_dir)
     grids = [grid] if grid else store.grids()
@@ -124,7 +168,8 @@ def report(results_dir: Path, grid: str | None) -> None:
                 f"no grid {name!r} in {results_dir}; grids there: "
                 f"{', '.join(store.grids()) or 'none'}"
             )
-        console.print(f"wrote {write_report(store, name, results_dir / 'reports' / name)}")
+        out = results_dir / "reports" / name
+        console.print(f"wrote {write_report(store, name, out, intervals)}")
 
 
 EXPORT_KEYS = (
@@ -150,13 +195,31 @@ EXPORT_KEYS = (
 @app.command()
 @results_dir_option
 @click.option(
-    "--format", "format_", type=click.Choice(["json", "csv"]), default="json", show_default=True
+    "--format",
+    "format_",
+    type=click.Choice(["json", "csv", "bundle"]),
+    default="json",
+    show_default=True,
 )
 @click.option("--grid", help="only this grid")
-def export(results_dir: Path, format_: str, grid: str | None) -> None:
-    """The results matrix as rows, one per (cell, split, metric), to stdout."""
+@click.option(
+    "--out", type=click.Path(path_type=Path), help="bundle: the file to write (gzip JSON)"
+)
+def export(results_dir: Path, format_: str, grid: str | None, out: Path | None) -> None:
+    """The results matrix as rows, one per (cell, split, metric), to stdout; or (bundle) the
+    finished cells with their predictions in one file, a baseline for `bench compare`."""
     from bench.store import Store
 
+    if format_ == "bundle":
+        from bench.bundle import write_bundle
+
+        if out is None:
+            raise UserError("--format bundle writes a file: pass --out FILE (e.g. NAME.json.gz)")
+        count = write_bundle(results_dir, out, grid)
+        console.print(f"wrote {count} cells to {out} ({out.stat().st_size:,} bytes)")
+        return
+    if out is not None:
+        raise UserError("--out is for --format bundle; json and csv go to stdout")
     store = Store.open_existing(results_dir)
     rows = [{key: row[key] for key in EXPORT_KEYS} for row in store.results(grid)]
     for row in rows:
@@ -169,6 +232,52 @@ def export(results_dir: Path, format_: str, grid: str | None) -> None:
         writer = csv.DictWriter(sys.stdout, fieldnames=EXPORT_KEYS)
         writer.writeheader()
         writer.writerows({**r, "settings": json.dumps(r["settings"], sort_keys=True)} for r in rows)
+
+
+@app.command()
+@click.argument("baseline", type=click.Path(path_type=Path))
+@click.argument("candidate", type=click.Path(path_type=Path))
+@click.option("--metric", "metrics", multiple=True, help="only these metrics (repeatable)")
+@tolerance_option
+@click.option("--fail-on-regression", is_flag=True, help="exit 1 when a metric regresses")
+@click.option("--grid", help="only this grid's cells (of each results dir or bundle)")
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of tables")
+def compare(
+    baseline: Path,
+    candidate: Path,
+    metrics: tuple[str, ...],
+    tolerance: float,
+    fail_on_regression: bool,
+    grid: str | None,
+    as_json: bool,
+) -> None:
+    """Compare CANDIDATE with BASELINE (results dirs or bundles), cell by cell, with a paired
+    bootstrap over test inputs per split and metric."""
+    from bench.bundle import load_source
+    from bench.compare import compare_sources
+
+    sources = load_source(baseline, grid), load_source(candidate, grid)
+    if as_json:
+        result = compare_sources(*sources, metrics, tolerance)
+        click.echo(json.dumps(result.to_json(), indent=1))
+    else:
+        result = _compare(*sources, metrics, tolerance, Console())
+    if fail_on_regression and result.regressions:
+        sys.exit(1)
+
+
+def _compare(
+    baseline: ResultsSource,
+    candidate: ResultsSource,
+    metrics: tuple[str, ...],
+    tolerance: float,
+    out: Console,
+) -> ComparisonReport:
+    from bench.compare import compare_sources, render
+
+    result = compare_sources(baseline, candidate, metrics, tolerance)
+    render(result, out)
+    return result
 
 
 @app.command("list")

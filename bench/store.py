@@ -113,7 +113,13 @@ class Store:
         self.db.execute("PRAGMA foreign_keys=ON")
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
         if version not in (0, SCHEMA_VERSION):
-            raise RuntimeError(f"{path} has schema version {version}, expected {SCHEMA_VERSION}")
+            from bench.errors import UserError
+
+            self.db.close()
+            raise UserError(
+                f"{path} has schema version {version}, this bench reads {SCHEMA_VERSION}; "
+                "use a new --results-dir (or rerun the grid there)"
+            )
         self.db.executescript(SCHEMA)
         self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -71,8 +72,10 @@ def test_tiny_grid_end_to_end_then_a_rerun_skips_every_cell(tmp_path, tiny_grid)
     csv_out = bench("export", "--results-dir", str(results), "--format", "csv").stdout
     assert csv_out.splitlines()[0].startswith("cell,grid,task,split")
     report.unlink()
-    assert bench("report", "--results-dir", str(results)).returncode == 0
+    assert bench("report", "--results-dir", str(results), "--intervals").returncode == 0
     assert report.is_file()
+    page = (report.parent / "index.html").read_text()
+    assert "Results matrix" in page and re.search(r"\d+\.\d+ \[\d+\.\d+, \d+\.\d+\]", page)
 
 
 @pytest.mark.parametrize(

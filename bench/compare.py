@@ -1,0 +1,276 @@
+"""The regression gate: compare a candidate's results with a baseline's, cell by cell.
+
+Cells are matched by their experiment coordinates (`bench.bundle.CellKey`: task, method,
+settings, model, training size and sample, seed), not by cell id, so a change to training or
+decoding settings, the mini LM or a task's data still meets its baseline. Per matched cell, split
+and metric, a paired bootstrap over the test inputs (`bench.metrics.suites.compare_suite`, from
+the stored predictions) gives the delta (candidate minus baseline), its 95% interval and a
+verdict in the metric's own direction (TER: lower is better). A **regression** is a "worse"
+verdict whose delta exceeds the tolerance; both are on the paper's scale of the metric (E2E BLEU
+x 100), like the reports. Cells or splits that cannot be paired are listed, never dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.bundle import CellKey, CellResults, ResultsSource
+from bench.errors import UserError
+
+
+@dataclass(frozen=True)
+class MetricComparison:
+    """One (cell, split, metric): scores and delta on the paper's scale."""
+
+    task: str
+    cell: str  # the cell's label, size and seed
+    split: str
+    ood: bool
+    metric: str
+    baseline: float | None  # the stored score (None: not stored, e.g. computed now only)
+    candidate: float | None
+    delta: float
+    low: float
+    high: float
+    p_value: float
+    verdict: str  # better | same | worse, from the candidate's side
+    regression: bool  # worse by more than the tolerance
+
+
+@dataclass(frozen=True)
+class NotCompared:
+    """A cell, split or metric present on one side only, or that cannot be paired, and why."""
+
+    task: str
+    cell: str
+    split: str | None
+    reason: str
+
+
+@dataclass
+class ComparisonReport:
+    baseline: str
+    candidate: str
+    tolerance: float
+    rows: list[MetricComparison] = field(default_factory=list)
+    not_compared: list[NotCompared] = field(default_factory=list)
+
+    @property
+    def regressions(self) -> list[MetricComparison]:
+        return [row for row in self.rows if row.regression]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "baseline": self.baseline,
+            "candidate": self.candidate,
+            "tolerance": self.tolerance,
+            "scale": "paper",
+            "regressions": len(self.regressions),
+            "rows": [asdict(row) for row in self.rows],
+            "not_compared": [asdict(item) for item in self.not_compared],
+        }
+
+
+def compare_sources(
+    baseline: ResultsSource,
+    candidate: ResultsSource,
+    metrics: Sequence[str] = (),
+    tolerance: float = 0.0,
+) -> ComparisonReport:
+    """Pair the two sources' cells and compare every shared split and metric (or `metrics`)."""
+    base, cand = _by_key(baseline), _by_key(candidate)
+    suites = _suites({key.task for key in (*base, *cand)})
+    _check_metrics(metrics, suites)
+    shared = [key for key in base if key in cand]
+    if not shared:
+        raise UserError(
+            f"no cells in common between {baseline.name} ({len(base)} cells) and "
+            f"{candidate.name} ({len(cand)} cells): cells match by task, method, settings, "
+            "model, n_train, sample and seed"
+        )
+    report = ComparisonReport(baseline.name, candidate.name, tolerance)
+    for key in base:
+        if key not in cand:
+            report.not_compared.append(_missing(base[key], f"only in {baseline.name}"))
+    for key in cand:
+        if key not in base:
+            report.not_compared.append(_missing(cand[key], f"only in {candidate.name}"))
+    for key in shared:
+        _compare_cell(report, base[key], cand[key], suites[key.task], metrics)
+    return report
+
+
+def _by_key(source: ResultsSource) -> dict[CellKey, CellResults]:
+    cells: dict[CellKey, CellResults] = {}
+    for cell in source.cells:
+        other = cells.setdefault(cell.key, cell)
+        if other is not cell:
+            raise UserError(
+                f"{source.name} has two cells for {cell.config['task']} / {cell.describe()} "
+                f"({other.id}, {cell.id}: their training or decoding settings differ); "
+                "pass --grid to pick one grid's cells, or export one grid"
+            )
+    return cells
+
+
+def _suites(tasks: set[str]) -> dict[str, str]:
+    from bench.registry import TASKS
+
+    unknown = sorted(tasks - set(TASKS.names()))
+    if unknown:
+        raise UserError(
+            f"unknown task {unknown[0]!r} in the results; registered: {', '.join(TASKS.names())}"
+        )
+    return {task: TASKS.get(task)().suite for task in tasks}
+
+
+def _check_metrics(metrics: Sequence[str], suites: dict[str, str]) -> None:
+    from bench.registry import SUITES
+
+    valid = list(dict.fromkeys(m for s in suites.values() for m in SUITES.get(s).names()))
+    unknown = [m for m in metrics if m not in valid]
+    if unknown:
+        raise UserError(
+            f"unknown metric {unknown[0]!r} for these results; their metrics: {', '.join(valid)}"
+        )
+
+
+def _missing(cell: CellResults, reason: str) -> NotCompared:
+    return NotCompared(cell.config["task"], cell.describe(), None, reason)
+
+
+def _compare_cell(
+    report: ComparisonReport,
+    base: CellResults,
+    cand: CellResults,
+    suite: str,
+    metrics: Sequence[str],
+) -> None:
+    from bench.metrics.suites import compare_suite, paper_factor
+    from bench.registry import SUITES
+
+    task, label = cand.config["task"], cand.describe()
+    wanted = list(metrics) or SUITES.get(suite).names()
+    for split in dict.fromkeys([*base.scores, *cand.scores]):
+        reason = _unpairable(report, base, cand, split)
+        if reason:
+            report.not_compared.append(NotCompared(task, label, split, reason))
+            continue
+        a, b = cand.outputs[split], base.outputs[split]
+        comparisons = compare_suite(suite, a.predictions, b.predictions, a.references)
+        ood = next(iter(cand.scores[split].values())).ood
+        for metric in wanted:
+            if metric not in comparisons:
+                report.not_compared.append(
+                    NotCompared(task, label, split, f"{metric} unavailable (see `bench score`)")
+                )
+                continue
+            c, factor = comparisons[metric], paper_factor(suite, metric)
+            report.rows.append(
+                MetricComparison(
+                    task=task,
+                    cell=label,
+                    split=split,
+                    ood=ood,
+                    metric=metric,
+                    baseline=_stored(base, split, metric, factor),
+                    candidate=_stored(cand, split, metric, factor),
+                    delta=c.delta * factor,
+                    low=c.low * factor,
+                    high=c.high * factor,
+                    p_value=c.p_value,
+                    verdict=c.verdict,
+                    regression=c.verdict == "worse" and abs(c.delta * factor) > report.tolerance,
+                )
+            )
+
+
+def _unpairable(
+    report: ComparisonReport, base: CellResults, cand: CellResults, split: str
+) -> str | None:
+    """Why this split of two matched cells cannot go through a paired bootstrap, if it can't."""
+    if split not in base.scores:
+        return f"split only in {report.candidate}"
+    if split not in cand.scores:
+        return f"split only in {report.baseline}"
+    for cell, name in ((base, report.baseline), (cand, report.candidate)):
+        if split not in cell.outputs:
+            return f"no stored predictions in {name}"
+    a, b = cand.outputs[split], base.outputs[split]
+    if a.sources != b.sources or a.references != b.references:
+        return (
+            f"inputs differ ({len(b.sources)} in the baseline, {len(a.sources)} in the "
+            "candidate, or other sources or references): a paired comparison needs the same"
+        )
+    return None
+
+
+def _stored(cell: CellResults, split: str, metric: str, factor: float) -> float | None:
+    score = cell.scores[split].get(metric)
+    return None if score is None else score.value * factor
+
+
+# --- rendering ------------------------------------------------------------------------------
+_VERDICT_STYLE = {"better": "green", "same": "dim", "worse": "yellow"}
+
+
+def render(report: ComparisonReport, console: Console) -> None:
+    """One table per task, then what was not compared, then a one-line verdict."""
+    tasks = list(dict.fromkeys(row.task for row in report.rows))
+    for task in tasks:
+        table = Table(
+            title=f"{task}: {report.candidate} vs {report.baseline} (paper scale)",
+            title_justify="left",
+        )
+        for column in ("cell", "split", "metric"):
+            table.add_column(column)
+        for column in ("baseline", "candidate", "delta", "95% CI", "p"):
+            table.add_column(column, justify="right")
+        table.add_column("verdict")
+        for row in (r for r in report.rows if r.task == task):
+            verdict = f"[{_VERDICT_STYLE[row.verdict]}]{row.verdict}[/]"
+            if row.regression:
+                verdict = "[bold red]worse: regression[/]"
+            table.add_row(
+                row.cell,
+                row.split + (" [OOD]" if row.ood else ""),
+                row.metric,
+                _number(row.baseline),
+                _number(row.candidate),
+                f"{row.delta:+.2f}",
+                f"[{row.low:+.2f}, {row.high:+.2f}]",
+                f"{row.p_value:.3f}",
+                verdict,
+            )
+        console.print(table)
+    for item in report.not_compared:
+        where = f" {item.split}" if item.split else ""
+        console.print(
+            f"[yellow]not compared[/] {item.task} / {item.cell}{where}: {item.reason}",
+            highlight=False,
+        )
+    console.print(summary(report), highlight=False)
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def summary(report: ComparisonReport) -> str:
+    counts = {v: sum(r.verdict == v for r in report.rows) for v in ("better", "same", "worse")}
+    regressions = len(report.regressions)
+    verdict = (
+        f"[bold red]{regressions} regression{'s' * (regressions != 1)}[/]"
+        if regressions
+        else "[green]no regression[/]"
+    )
+    return (
+        f"{len(report.rows)} metrics compared: {counts['better']} better, {counts['same']} same, "
+        f"{counts['worse']} worse; {verdict} (tolerance {report.tolerance:g}, paper scale); "
+        f"{len(report.not_compared)} not compared"
+    )

@@ -1,0 +1,107 @@
+"""The store's results as one pandas frame: the only way the report layer reads scores.
+
+One row per (cell, split, metric) of finished cells, on the paper's scale of each task (the store
+keeps each official scorer's own scale, e.g. E2E BLEU 0-1), with the metric's direction and the
+cell's parsed settings. Tables and plots aggregate over seeds (and low-data samples) from here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pandas as pd
+
+from bench.registry import SUITES, TASKS
+from bench.store import Store
+
+COLUMNS = [
+    "grid",
+    "cell",
+    "task",
+    "split",
+    "ood",
+    "method",
+    "label",
+    "settings",
+    "model",
+    "checkpoint",
+    "seed",
+    "n_train",
+    "metric",
+    "value",
+    "n",
+    "low",
+    "high",
+    "trained_params",
+    "stored_params",
+    "total_params",
+    "stored_bytes",
+]
+
+
+def results_frame(store: Store, grid: str | None = None) -> pd.DataFrame:
+    frame = pd.DataFrame([dict(r) for r in store.results(grid)], columns=COLUMNS)
+    frame["ood"] = frame["ood"].astype(bool)
+    frame["settings"] = frame["settings"].map(json.loads)
+    suites = {task: _suite(task) for task in set(frame["task"])}
+    factors = [
+        _paper_factor(suites[t], m) for t, m in zip(frame["task"], frame["metric"], strict=True)
+    ]
+    for column in ("value", "low", "high"):
+        frame[column] = frame[column].astype(float) * factors
+    frame["higher_is_better"] = [
+        _higher_is_better(suites[t], m) for t, m in zip(frame["task"], frame["metric"], strict=True)
+    ]
+    frame["row"] = frame["label"] + frame["n_train"].map(
+        lambda n: "" if pd.isna(n) else f" n={int(n)}"
+    )
+    return frame
+
+
+def _suite(task: str) -> str:
+    return TASKS.get(task)().suite if task in TASKS else ""
+
+
+def _paper_factor(suite: str, metric: str) -> float:
+    from bench.metrics.suites import paper_factor
+
+    return paper_factor(suite, metric)
+
+
+def _higher_is_better(suite: str, metric: str) -> bool:
+    if suite not in SUITES or metric not in SUITES.get(suite).by_name:
+        return True
+    return SUITES.get(suite).by_name[metric].metric.higher_is_better
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One table entry: a score over the runs (seeds, low-data samples) that share a row."""
+
+    mean: float
+    std: float | None  # None for a single run
+    runs: int
+    low: float | None  # the 95% bootstrap interval; over several runs, the span of theirs
+    high: float | None
+
+
+def summarize(values: pd.DataFrame) -> Summary:
+    """Aggregate the rows of one (row, task, split, metric) group."""
+    scores = values["value"]
+    lows, highs = values["low"].dropna(), values["high"].dropna()
+    return Summary(
+        mean=float(scores.mean()),
+        std=float(scores.std(ddof=1)) if len(scores) > 1 else None,
+        runs=len(scores),
+        low=float(lows.min()) if len(lows) else None,
+        high=float(highs.max()) if len(highs) else None,
+    )
+
+
+def trained_share(frame: pd.DataFrame) -> pd.Series:
+    """Percent of the base model's parameters each row trains, by row."""
+    params = frame.groupby("row", sort=False).agg(
+        trained=("trained_params", "max"), total=("total_params", "max")
+    )
+    return 100 * params["trained"] / params["total"]

@@ -1,0 +1,308 @@
+"""The paper's table layouts, built from the results frame: which tables a grid gets depends on
+what it ran, so the mini grid, a paper grid and an ad-hoc grid all get a fitting report.
+
+- `table1`: E2E (BLEU NIST METEOR ROUGE-L CIDEr), WebNLG (BLEU/METEOR/TER x S U A), DART.
+- `table2`: XSum ROUGE-1/2/L.
+- `extrapolation` (the paper's Table 3): ID vs OOD splits of every task that has both.
+- `lowdata`: score per training size, when a grid varies n_train.
+- `prefix_length`: score per prefix (or prompt/infix) length, when a grid varies it.
+- `matrix`: every task x split x metric, for any grid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+
+import pandas as pd
+
+from reports.frame import summarize, trained_share
+from reports.paper import matching_rows
+from reports.table import Column, Row, Table
+
+METRIC_NAMES = {
+    "bleu": "BLEU",
+    "nist": "NIST",
+    "meteor": "METEOR",
+    "rouge_l": "ROUGE-L",
+    "rouge_1": "ROUGE-1",
+    "rouge_2": "ROUGE-2",
+    "cider": "CIDEr",
+    "ter": "TER",
+    "bertscore": "BERTScore",
+    "bleurt": "BLEURT",
+}
+TASK_NAMES = {"e2e": "E2E", "webnlg": "WebNLG", "dart": "DART", "xsum": "XSum"}
+WEBNLG_SPLITS = {"test_seen": "S", "test_unseen": "U", "test": "A"}
+HEADLINE = ("bleu", "rouge_1", "rouge_2", "rouge_l")  # what a per-size or per-length plot shows
+LENGTH_SETTING = "length"
+
+Key = tuple[Hashable, ...]
+
+
+def metric_name(metric: str) -> str:
+    return METRIC_NAMES.get(metric, metric)
+
+
+def task_name(task: str) -> str:
+    return TASK_NAMES.get(task, task)
+
+
+def headline_metrics(frame: pd.DataFrame, task: str) -> list[str]:
+    present = list(dict.fromkeys(frame.loc[frame["task"] == task, "metric"]))
+    chosen = [m for m in HEADLINE if m in present][:2]
+    return chosen or present[:1]
+
+
+def _build(
+    name: str,
+    title: str,
+    frame: pd.DataFrame,
+    row_of: Callable[[pd.DataFrame], pd.Series],
+    columns: list[tuple[Column, Key]],
+    column_of: Callable[[pd.DataFrame], pd.Series],
+    notes: list[str],
+    intervals: bool,
+    share: bool = True,
+    references: bool = False,
+) -> Table | None:
+    """Rows (by `row_of`) x the given columns (matched by `column_of`), each a Summary over runs;
+    None when no column has a value. `share` prepends the trained-parameter percentage."""
+    keys = [key for _, key in columns]
+    part = frame.assign(_row=row_of(frame), _col=column_of(frame))
+    part = part[part["_col"].isin(keys)]
+    if part.empty:
+        return None
+    summaries = {
+        (row, col): summarize(group) for (row, col), group in part.groupby(["_row", "_col"])
+    }
+    row_names = list(dict.fromkeys(part["_row"]))
+    shares = trained_share(part.assign(row=part["_row"]))
+    head = [Column(("% params",), None)] if share else []
+    rows = [
+        Row(
+            str(row),
+            tuple(
+                ([float(shares[row])] if share else [])
+                + [summaries.get((row, key)) for key in keys]
+            ),
+        )
+        for row in row_names
+    ]
+    if references:
+        for paper in matching_rows(keys, set(frame["model"])):
+            values = [paper.scores.get(key) for key in keys]  # type: ignore[arg-type]
+            rows.append(Row(paper.label, tuple(([None] if share else []) + values), paper.source))
+    return Table(name, title, head + [c for c, _ in columns], rows, notes, intervals)
+
+
+def _by_task_split_metric(frame: pd.DataFrame) -> pd.Series:
+    return pd.Series(
+        list(zip(frame["task"], frame["split"], frame["metric"], strict=True)), frame.index
+    )
+
+
+def _column(frame: pd.DataFrame, key: Key, header: tuple[str, ...]) -> Column:
+    metric = key[2]
+    higher = frame.loc[frame["metric"] == metric, "higher_is_better"]
+    return Column(header, bool(higher.iloc[0]) if len(higher) else True)
+
+
+def _present(frame: pd.DataFrame) -> set[Key]:
+    return set(_by_task_split_metric(frame))
+
+
+def table1(frame: pd.DataFrame, intervals: bool) -> Table | None:
+    present = _present(frame)
+    columns: list[tuple[Column, Key]] = []
+    for metric in ("bleu", "nist", "meteor", "rouge_l", "cider"):
+        key = ("e2e", "test", metric)
+        if key in present:
+            columns.append((_column(frame, key, ("E2E", metric_name(metric))), key))
+    for metric in ("bleu", "meteor", "ter"):
+        for split, short in WEBNLG_SPLITS.items():
+            key = ("webnlg", split, metric)
+            if key in present:
+                columns.append((_column(frame, key, ("WebNLG", metric_name(metric), short)), key))
+    for metric in ("bleu", "meteor", "ter", "bertscore", "bleurt"):
+        key = ("dart", "test", metric)
+        if key in present:
+            columns.append((_column(frame, key, ("DART", metric_name(metric))), key))
+    if not columns:
+        return None
+    notes = [
+        "Table 1 of Li & Liang (2021): table-to-text. WebNLG S, U, A: seen, unseen and all "
+        "categories. TER: lower is better. Mean ± std over seeds."
+    ]
+    return _build(
+        "table1",
+        "Table 1: table-to-text generation",
+        frame,
+        lambda f: f["row"],
+        columns,
+        _by_task_split_metric,
+        notes,
+        intervals,
+        references=True,
+    )
+
+
+def table2(frame: pd.DataFrame, intervals: bool) -> Table | None:
+    present = _present(frame)
+    columns = [
+        (_column(frame, key, ("XSum", metric_name(key[2]))), key)
+        for key in (("xsum", "test", m) for m in ("rouge_1", "rouge_2", "rouge_l"))
+        if key in present
+    ]
+    if not columns:
+        return None
+    return _build(
+        "table2",
+        "Table 2: summarization (XSum)",
+        frame,
+        lambda f: f["row"],
+        columns,
+        _by_task_split_metric,
+        ["Table 2 of Li & Liang (2021). Mean ± std over seeds."],
+        intervals,
+        references=True,
+    )
+
+
+def extrapolation(frame: pd.DataFrame, intervals: bool) -> Table | None:
+    """Every task with both ID and OOD splits: its ID and OOD scores side by side."""
+    columns: list[tuple[Column, Key]] = []
+    for task, part in frame.groupby("task", sort=False):
+        if not (part["ood"].any() and (~part["ood"]).any()):
+            continue
+        splits = part.drop_duplicates("split")
+        ordered = pd.concat([splits[~splits["ood"]], splits[splits["ood"]]])
+        for split, ood in zip(ordered["split"], ordered["ood"], strict=True):
+            tag = f"{'OOD' if ood else 'ID'}: {split}"
+            for metric in dict.fromkeys(part.loc[part["split"] == split, "metric"]):
+                key = (task, split, metric)
+                columns.append(
+                    (_column(frame, key, (task_name(task), tag, metric_name(metric))), key)
+                )
+    if not columns:
+        return None
+    return _build(
+        "extrapolation",
+        "Table 3: extrapolation, in-distribution (ID) vs unseen-topic (OOD) test splits",
+        frame,
+        lambda f: f["row"],
+        columns,
+        _by_task_split_metric,
+        ["As Table 3 of Li & Liang (2021): train on some topics, test on unseen ones."],
+        intervals,
+        references=True,
+    )
+
+
+def lowdata(frame: pd.DataFrame, intervals: bool) -> Table | None:
+    """Rows are methods; columns are training sizes, for tasks run at several sizes."""
+    sized = frame.dropna(subset=["n_train"])
+    columns: list[tuple[Column, Key]] = []
+    for task, part in sized.groupby("task", sort=False):
+        sizes = sorted(set(part["n_train"].astype(int)))
+        if len(sizes) < 2:
+            continue
+        for split in dict.fromkeys(part["split"]):
+            for metric in headline_metrics(part, task):
+                for n in sizes:
+                    key = (task, split, metric, n)
+                    header = (task_name(task), f"{split} {metric_name(metric)}", f"n={n}")
+                    columns.append((_column(frame, key, header), key))
+    if not columns:
+        return None
+    return _build(
+        "lowdata",
+        "Low-data: score by number of training examples",
+        sized,
+        lambda f: f["label"],
+        columns,
+        lambda f: pd.Series(
+            list(zip(f["task"], f["split"], f["metric"], f["n_train"].astype(int), strict=True)),
+            f.index,
+        ),
+        ["As Figure 3 of Li & Liang (2021). Mean ± std over seeds and sampled training sets."],
+        intervals,
+        share=False,
+    )
+
+
+def prefix_length(frame: pd.DataFrame, intervals: bool) -> Table | None:
+    """Rows are (method, length) for every method run at several lengths."""
+    lengths = frame["settings"].map(lambda s: s.get(LENGTH_SETTING))
+    varied = [
+        method
+        for method, values in lengths.groupby(frame["method"])
+        if values.dropna().nunique() > 1
+    ]
+    part = frame[frame["method"].isin(varied) & lengths.notna()]
+    if part.empty:
+        return None
+    part = part.assign(_length=lengths[part.index].astype(int)).sort_values(
+        ["method", "_length"], kind="stable"
+    )
+    keys = list(dict.fromkeys(_by_task_split_metric(part)))
+    columns = [
+        (_column(frame, key, (task_name(key[0]), key[1], metric_name(key[2]))), key) for key in keys
+    ]
+    return _build(
+        "prefix_length",
+        "Prefix length",
+        part,
+        lambda f: f["method"] + " length " + f["_length"].astype(str),
+        columns,
+        _by_task_split_metric,
+        ["As Figure 4 of Li & Liang (2021). Mean ± std over seeds."],
+        intervals,
+    )
+
+
+def matrix(frame: pd.DataFrame, intervals: bool) -> Table | None:
+    """Every task x split x metric, tagged ID or OOD, with parameter counts."""
+    keys = list(dict.fromkeys(_by_task_split_metric(frame)))
+    if not keys:
+        return None
+    ood = dict(zip(_by_task_split_metric(frame), frame["ood"], strict=True))
+    columns = [
+        (
+            _column(
+                frame,
+                key,
+                (
+                    task_name(key[0]),
+                    f"{key[1]} [{'OOD' if ood[key] else 'ID'}]",
+                    metric_name(key[2]),
+                ),
+            ),
+            key,
+        )
+        for key in keys
+    ]
+    table = _build(
+        "matrix",
+        "Results matrix",
+        frame,
+        lambda f: f["row"],
+        columns,
+        _by_task_split_metric,
+        ["Every finished cell of the grid. Mean ± std over seeds."],
+        intervals,
+    )
+    if table is None:
+        return None
+    stored = frame.groupby("row", sort=False)["stored_params"].max()
+    table.columns.append(Column(("stored params",), None, decimals=0))
+    table.rows = [Row(r.label, (*r.values, float(stored[r.label])), r.source) for r in table.rows]
+    return table
+
+
+LAYOUTS = (table1, table2, extrapolation, lowdata, prefix_length, matrix)
+
+
+def tables(frame: pd.DataFrame, intervals: bool = False) -> list[Table]:
+    """Every layout the grid's results fill, in the paper's order, the matrix last."""
+    built = (layout(frame, intervals) for layout in LAYOUTS)
+    return [t for t in built if t is not None]

@@ -1,0 +1,231 @@
+"""A paper-style table and its three renderings: Markdown, LaTeX (booktabs) and HTML.
+
+A table is built once from the store (see `layouts`) and rendered three ways, so the versions
+never disagree. Columns carry header groups (E2E / BLEU, WebNLG / TER / U) and the metric's
+direction; the best measured value of each column is bold (the lowest for TER). Reference rows
+(the paper's published numbers) are shown apart and never compete for bold.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass, field
+
+from reports.frame import Summary
+
+
+@dataclass(frozen=True)
+class Column:
+    header: tuple[str, ...]  # outermost group first; the last item is the column's own label
+    higher_is_better: bool | None = True  # None: not ranked (e.g. the parameter share)
+    decimals: int | None = None  # None: 2 below 10, else 1 (the paper's habit)
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    values: tuple[Summary | float | None, ...]  # a float: a published number
+    source: str | None = None  # set for reference rows: where the numbers were published
+
+
+@dataclass
+class Table:
+    name: str  # file stem and anchor: "table1", "lowdata"
+    title: str
+    columns: list[Column]
+    rows: list[Row]
+    notes: list[str] = field(default_factory=list)
+    intervals: bool = False  # show each entry's bootstrap interval
+
+    def best(self) -> list[set[int]]:
+        """Per column, the measured rows holding the best mean (several on a tie)."""
+        winners: list[set[int]] = []
+        for j, column in enumerate(self.columns):
+            means = {
+                i: row.values[j].mean
+                for i, row in enumerate(self.rows)
+                if row.source is None and isinstance(row.values[j], Summary)
+            }
+            if column.higher_is_better is None or len(means) < 2:
+                winners.append(set())
+                continue
+            target = (max if column.higher_is_better else min)(means.values())
+            best = {i for i, v in means.items() if math.isclose(v, target)}
+            winners.append(best if len(best) < len(means) else set())  # all tied: none stands out
+        return winners
+
+    def cell_text(self, i: int, j: int) -> str:
+        """The entry as printed: the std and interval take the mean's number of decimals."""
+        value, column = self.rows[i].values[j], self.columns[j]
+        if value is None:
+            return "–"
+        mean = value if isinstance(value, float) else value.mean
+        places = _places(mean, column.decimals)
+        text = _number(mean, places)
+        if isinstance(value, float):
+            return text
+        if value.std is not None:
+            text += f" ± {_number(value.std, places)}"
+        if self.intervals and value.low is not None and value.high is not None:
+            text += f" [{_number(value.low, places)}, {_number(value.high, places)}]"
+        return text
+
+    def header_rows(self) -> list[list[tuple[str, int]]]:
+        """Header levels top-down as (label, span) runs; a column with fewer levels leaves
+        the upper ones blank, so its label sits on the bottom row."""
+        depth = max(len(c.header) for c in self.columns)
+        padded = [("",) * (depth - len(c.header)) + c.header for c in self.columns]
+        levels = []
+        for level in range(depth):
+            runs: list[tuple[str, int]] = []
+            for j, header in enumerate(padded):
+                key = header[: level + 1]
+                if runs and j > 0 and padded[j - 1][: level + 1] == key and header[level]:
+                    runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+                else:
+                    runs.append((header[level], 1))
+            levels.append(runs)
+        return levels
+
+    def flat_headers(self) -> list[str]:
+        return [" ".join(part for part in c.header if part) for c in self.columns]
+
+
+def _places(value: float, decimals: int | None) -> int:
+    """The paper's habit: one decimal from 10 up, two below; two significant digits under 0.1
+    (a 0.0028% parameter share must not print as 0.00)."""
+    if decimals is not None:
+        return decimals
+    if math.isnan(value) or value == 0:
+        return 2
+    if abs(value) < 0.1:
+        return 1 - math.floor(math.log10(abs(value)))
+    return 2 if abs(value) < 10 else 1
+
+
+def _number(value: float, places: int) -> str:
+    if math.isnan(value):
+        return "nan"
+    return f"{value:,.0f}" if places == 0 else f"{value:.{places}f}"
+
+
+def _rows_in_order(table: Table) -> list[int]:
+    """Measured rows first, then the paper's reference rows."""
+    measured = [i for i, r in enumerate(table.rows) if r.source is None]
+    return measured + [i for i, r in enumerate(table.rows) if r.source is not None]
+
+
+def to_markdown(table: Table) -> str:
+    best = table.best()
+    lines = [
+        "| method | " + " | ".join(table.flat_headers()) + " |",
+        "|---|" + "---:|" * len(table.columns),
+    ]
+    for i in _rows_in_order(table):
+        row = table.rows[i]
+        cells = []
+        for j in range(len(table.columns)):
+            text = table.cell_text(i, j)
+            cells.append(f"**{text}**" if i in best[j] else text)
+        label = f"*{row.label}* (paper)" if row.source else row.label
+        lines.append(f"| {_md_escape(label)} | " + " | ".join(cells) + " |")
+    lines += [""] + [f"{note}  " for note in _notes(table)]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _notes(table: Table) -> list[str]:
+    sources = dict.fromkeys(r.source for r in table.rows if r.source)
+    return [*table.notes, *(f"Paper rows: {s}." for s in sources)]
+
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def to_latex(table: Table) -> str:
+    """A booktabs `table` float, ready to paste (needs \\usepackage{booktabs})."""
+    best = table.best()
+    lines = [
+        "\\begin{table*}[t]",
+        "\\centering",
+        "\\small",
+        f"\\begin{{tabular}}{{l{'r' * len(table.columns)}}}",
+        "\\toprule",
+    ]
+    levels = table.header_rows()
+    for depth, runs in enumerate(levels):
+        cells, rules, column = ["method" if depth == len(levels) - 1 else ""], [], 2
+        for label, span in runs:
+            text = latex_escape(label)
+            cells.append(f"\\multicolumn{{{span}}}{{c}}{{{text}}}" if span > 1 else text)
+            if label and depth < len(levels) - 1:
+                rules.append(f"\\cmidrule(lr){{{column}-{column + span - 1}}}")
+            column += span
+        lines.append(" & ".join(cells) + " \\\\")
+        if rules:
+            lines.append(" ".join(rules))
+    lines.append("\\midrule")
+    measured_done = False
+    for i in _rows_in_order(table):
+        row = table.rows[i]
+        if row.source and not measured_done:
+            lines.append("\\midrule")
+            measured_done = True
+        cells = [latex_escape(row.label + (" (paper)" if row.source else ""))]
+        for j in range(len(table.columns)):
+            text = latex_escape(table.cell_text(i, j)).replace("±", "$\\pm$").replace("–", "--")
+            cells.append(f"\\textbf{{{text}}}" if i in best[j] else text)
+        lines.append(" & ".join(cells) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    caption = " ".join([table.title + ".", *_notes(table)])
+    lines += [f"\\caption{{{latex_escape(caption)}}}", f"\\label{{tab:{table.name}}}"]
+    lines.append("\\end{table*}")
+    return "\n".join(lines) + "\n"
+
+
+def to_html(table: Table) -> str:
+    best = table.best()
+    esc = html.escape
+    parts = [f'<table class="results" id="{esc(table.name)}">', "<thead>"]
+    levels = table.header_rows()
+    for depth, runs in enumerate(levels):
+        cells = [f"<th>{'method' if depth == len(levels) - 1 else ''}</th>"]
+        cells += [
+            f'<th colspan="{span}">{esc(label)}</th>' if span > 1 else f"<th>{esc(label)}</th>"
+            for label, span in runs
+        ]
+        parts.append("<tr>" + "".join(cells) + "</tr>")
+    parts.append("</thead><tbody>")
+    for i in _rows_in_order(table):
+        row = table.rows[i]
+        css = ' class="paper"' if row.source else ""
+        label = esc(row.label) + (" <small>(paper)</small>" if row.source else "")
+        cells = [f'<th scope="row">{label}</th>']
+        for j in range(len(table.columns)):
+            text = esc(table.cell_text(i, j))
+            cells.append(f"<td><b>{text}</b></td>" if i in best[j] else f"<td>{text}</td>")
+        parts.append(f"<tr{css}>" + "".join(cells) + "</tr>")
+    parts.append("</tbody></table>")
+    notes = _notes(table)
+    if notes:
+        parts.append('<p class="notes">' + "<br>".join(esc(n) for n in notes) + "</p>")
+    return "\n".join(parts) + "\n"
