@@ -14,6 +14,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from bench.store import Store
 from reports.frame import summarize
@@ -82,8 +83,11 @@ def lowdata_curves(frame: pd.DataFrame, out_dir: Path) -> bool:
     fig, axes = _panels(len(panels))
     for ax, (task, split, metric, part) in zip(axes, panels, strict=True):
         part = part[(part["split"] == split) & (part["metric"] == metric)]
-        _curves(ax, part.assign(_x=part["n_train"].astype(int)), "label")
+        sizes = part["n_train"].astype(int)
+        _curves(ax, part.assign(_x=sizes), "label")
         ax.set_xscale("log")
+        ax.set_xticks(sorted(set(sizes)), [str(n) for n in sorted(set(sizes))])
+        ax.xaxis.set_minor_formatter(NullFormatter())
         _decorate(ax, "training examples", task, split, metric)
     _save(fig, out_dir, "lowdata")
     return True
@@ -191,6 +195,7 @@ def score_vs_params(frame: pd.DataFrame, out_dir: Path) -> bool:
             label="Pareto front",
         )
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels collide on a short span
         ax.set_xlabel(f"{what} parameters (log)")
         ax.set_ylabel(f"{task_name(task)} {split} {metric_name(metric)}")
         ax.grid(alpha=0.3, which="both")
