@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import UserError
+from bench.store import Store, cell_dir, predictions_file
 
 FORMAT = "bench-bundle/1"
 
@@ -139,8 +140,6 @@ def _names(names: list[str]) -> str:
 
 
 def _read_results_dir(results_dir: Path, grid: str | None) -> list[CellResults]:
-    from bench.store import Store
-
     store = Store.open_existing(results_dir)
     try:
         if grid is not None and store.grid_spec(grid) is None:
@@ -181,12 +180,10 @@ def _read_results_dir(results_dir: Path, grid: str | None) -> list[CellResults]:
 
 
 def _read_predictions(results_dir: Path, cell: str, splits: list[str]) -> dict[str, SplitOutputs]:
-    """The cell's predictions files, where `bench.runner.write_cell_files` puts them (the path is
-    spelled out here: importing the runner loads torch, seconds that a comparison does not need).
-    """
+    """The cell's predictions files, where `bench.runner.write_cell_files` puts them."""
     outputs = {}
     for split in splits:
-        path = results_dir / "cells" / cell / "predictions" / f"{split}.jsonl"
+        path = predictions_file(cell_dir(results_dir, cell), split)
         if path.is_file():
             with path.open() as lines:
                 outputs[split] = _split_outputs([json.loads(line) for line in lines])

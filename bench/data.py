@@ -58,6 +58,14 @@ class Task:
         """Every split `load` accepts: training, development, then the eval splits."""
         return (TRAIN, DEV, *(s.name for s in self.eval_splits))
 
+    def check_split(self, split: str) -> None:
+        """`load`'s guard: an unknown split is the user's error, named with the valid ones."""
+        if split not in self.data_splits():
+            from bench.errors import UserError
+
+            valid = ", ".join(self.data_splits())
+            raise UserError(f"task {self.name!r} has no split {split!r}; valid: {valid}")
+
     def data_files(self, data_dir: Path | None) -> list[Path]:
         """The files `load` reads, so runs can record their hashes; none for generated tasks."""
         return []

@@ -34,7 +34,7 @@ from bench.metrics.suites import score_suite
 from bench.models import load_model
 from bench.progress import Progress
 from bench.registry import METHODS, TASKS
-from bench.store import ParamCounts, Score, Store
+from bench.store import ParamCounts, Score, Store, cell_dir, predictions_file
 from bench.training import TrainConfig, TrainResult, train
 
 STORED = "stored.safetensors"
@@ -46,10 +46,6 @@ class RunSummary:
     done: list[Cell] = field(default_factory=list)
     skipped: list[Cell] = field(default_factory=list)
     failed: list[tuple[Cell, str]] = field(default_factory=list)
-
-
-def cell_dir(results_dir: Path, cell_id: str) -> Path:
-    return results_dir / "cells" / cell_id
 
 
 def device() -> torch.device:
@@ -285,10 +281,12 @@ def write_cell_files(
     """
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    (staging / "predictions").mkdir(parents=True)
+    staging.mkdir(parents=True)
     (staging / "cell.json").write_text(json.dumps(cell.model_dump(mode="json"), indent=2))
     for split, examples in eval_examples.items():
-        with (staging / "predictions" / f"{split}.jsonl").open("w") as f:
+        path = predictions_file(staging, split)
+        path.parent.mkdir(exist_ok=True)
+        with path.open("w") as f:
             for ex in examples:
                 f.write(
                     json.dumps(

@@ -76,6 +76,16 @@ CREATE TABLE IF NOT EXISTS losses (
 """
 
 
+def cell_dir(results_dir: Path, cell_id: str) -> Path:
+    """Where a cell's files live beside the database: predictions and stored weights."""
+    return results_dir / "cells" / cell_id
+
+
+def predictions_file(folder: Path, split: str) -> Path:
+    """A split's predictions (JSONL: source, prediction, references) in a cell's folder."""
+    return folder / "predictions" / f"{split}.jsonl"
+
+
 @dataclass(frozen=True)
 class Score:
     split: str

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from bench.registry import SUITES, TASKS
+from bench.metrics.suites import suite_metric
+from bench.registry import TASKS
 from bench.store import Store
 
 COLUMNS = [
@@ -44,35 +45,18 @@ def results_frame(store: Store, grid: str | None = None) -> pd.DataFrame:
     frame = pd.DataFrame([dict(r) for r in store.results(grid)], columns=COLUMNS)
     frame["ood"] = frame["ood"].astype(bool)
     frame["settings"] = frame["settings"].map(json.loads)
-    suites = {task: _suite(task) for task in set(frame["task"])}
-    factors = [
-        _paper_factor(suites[t], m) for t, m in zip(frame["task"], frame["metric"], strict=True)
+    suites = {task: TASKS.get(task)().suite if task in TASKS else "" for task in set(frame["task"])}
+    entries = [
+        suite_metric(suites[t], m) for t, m in zip(frame["task"], frame["metric"], strict=True)
     ]
+    factors = [e.paper_factor if e else 1.0 for e in entries]
     for column in ("value", "low", "high"):
         frame[column] = frame[column].astype(float) * factors
-    frame["higher_is_better"] = [
-        _higher_is_better(suites[t], m) for t, m in zip(frame["task"], frame["metric"], strict=True)
-    ]
+    frame["higher_is_better"] = [e.metric.higher_is_better if e else True for e in entries]
     frame["row"] = frame["label"] + frame["n_train"].map(
         lambda n: "" if pd.isna(n) else f" n={int(n)}"
     )
     return frame
-
-
-def _suite(task: str) -> str:
-    return TASKS.get(task)().suite if task in TASKS else ""
-
-
-def _paper_factor(suite: str, metric: str) -> float:
-    from bench.metrics.suites import paper_factor
-
-    return paper_factor(suite, metric)
-
-
-def _higher_is_better(suite: str, metric: str) -> bool:
-    if suite not in SUITES or metric not in SUITES.get(suite).by_name:
-        return True
-    return SUITES.get(suite).by_name[metric].metric.higher_is_better
 
 
 @dataclass(frozen=True)
@@ -105,3 +89,13 @@ def trained_share(frame: pd.DataFrame) -> pd.Series:
         trained=("trained_params", "max"), total=("total_params", "max")
     )
     return 100 * params["trained"] / params["total"]
+
+
+def failure_line(run: dict) -> str:
+    """A cell that did not finish, in one line: which cell, its status and the error's first line
+    (the traceback stays in the store)."""
+    reason = run["error"].splitlines()[0] if run["error"] else ""
+    return (
+        f"{run['cell']} {run['task']} / {run['label']} / seed {run['seed']}: "
+        f"{run['status']} {reason}"
+    ).rstrip()

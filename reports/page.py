@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from reports.frame import failure_line
 from reports.plots import Plot
 from reports.table import Table, to_html
 
@@ -108,13 +109,7 @@ def _failed(runs: list[dict[str, Any]]) -> str:
     bad = [r for r in runs if r["status"] != "done"]
     if not bad:
         return "<p>Every cell finished.</p>"
-    items = []
-    for r in bad:
-        reason = (r["error"] or "").splitlines()[0] if r["error"] else ""
-        items.append(
-            f"<li><code>{r['cell']}</code> {html.escape(r['task'])} / {html.escape(r['label'])} "
-            f"/ seed {r['seed']}: <b>{r['status']}</b> {html.escape(reason)}</li>"
-        )
+    items = [f"<li>{html.escape(failure_line(r))}</li>" for r in bad]
     return f"<ul class='failed'>{''.join(items)}</ul>"
 
 

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 from bench.store import Store
-from reports.frame import results_frame
+from reports.frame import failure_line, results_frame
 from reports.layouts import tables as build_tables
 from reports.page import render_page
 from reports.plots import draw_all
@@ -26,12 +26,7 @@ def _markdown(grid: str, done: int, total: int, tables: list[Table], plots, fail
         lines += [f"![{plot.title}]({plot.name}.png)", ""]
     if failed:
         lines += ["## Cells not finished", ""]
-        for r in failed:
-            reason = (r["error"] or "").splitlines()[0] if r["error"] else ""
-            lines.append(
-                f"- `{r['cell']}` {r['task']} / {r['label']} / seed {r['seed']}: "
-                f"{r['status']} {reason}".rstrip()
-            )
+        lines += [f"- {failure_line(r)}" for r in failed]
         lines.append("")
     return "\n".join(lines)
 

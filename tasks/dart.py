@@ -109,10 +109,7 @@ class DART(Task):
     hub_splits: ClassVar[dict[str, str]] = {TRAIN: "train", DEV: "validation", "test": "test"}
 
     def load(self, split: str, data_dir: Path | None) -> list[Example]:
-        if split not in self.candidates:
-            raise UserError(
-                f"task {self.name!r} has no split {split!r}; valid: {', '.join(self.candidates)}"
-            )
+        self.check_split(split)
         if not self._from_files(data_dir):
             hub_split = self.hub_splits[split]
             entries = entries_from_hub(

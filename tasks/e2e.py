@@ -73,9 +73,7 @@ class E2E(Task):
     hub_splits: ClassVar[dict[str, str]] = {TRAIN: "train", DEV: "validation", "test": "test"}
 
     def load(self, split: str, data_dir: Path | None) -> list[Example]:
-        if split not in self.files:
-            valid = ", ".join(self.files)
-            raise UserError(f"task {self.name!r} has no split {split!r}; valid: {valid}")
+        self.check_split(split)
         if self._from_files(data_dir):
             return list(_load_csv(require(data_dir, self.files[split], self.name)))
         rows = hub_rows(self.name, self.hub_id, self.hub_splits[split])

@@ -121,9 +121,7 @@ class WebNLG(Task):
     hub_config: ClassVar[str] = "webnlg_challenge_2017"
 
     def load(self, split: str, data_dir: Path | None) -> list[Example]:
-        if split not in self.data_splits():
-            valid = ", ".join(self.data_splits())
-            raise UserError(f"task {self.name!r} has no split {split!r}; valid: {valid}")
+        self.check_split(split)
         entries = self._entries(
             TRAIN if split == TRAIN else DEV if split == DEV else "test", data_dir
         )

@@ -132,9 +132,7 @@ class XSum(Task):
     suite = "xsum"
 
     def load(self, split: str, data_dir: Path | None) -> list[Example]:
-        if split not in self.data_splits():
-            valid = ", ".join(self.data_splits())
-            raise UserError(f"task {self.name!r} has no split {split!r}; valid: {valid}")
+        self.check_split(split)
         articles = self.articles(split, data_dir)
         return [Example(a.document, (a.summary,)) for a in articles if a.document]
 
@@ -198,9 +196,7 @@ class XSumTopics(XSum):
     split_topics: ClassVar[dict[str, Callable[[tuple[str, ...]], bool]]]
 
     def load(self, split: str, data_dir: Path | None) -> list[Example]:
-        if split not in self.data_splits():
-            valid = ", ".join(self.data_splits())
-            raise UserError(f"task {self.name!r} has no split {split!r}; valid: {valid}")
+        self.check_split(split)
         official = TRAIN if split == TRAIN else DEV if split == DEV else "test"
         articles = [a for a in self.articles(official, data_dir) if a.document]
         urls = self._urls(articles, data_dir)

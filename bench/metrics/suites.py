@@ -150,11 +150,14 @@ def compare_suite(
     }
 
 
+def suite_metric(suite_name: str, metric: str) -> SuiteMetric | None:
+    """A suite's entry for a metric (its scale and direction); None for unknown ones."""
+    return SUITES.get(suite_name).by_name.get(metric) if suite_name in SUITES else None
+
+
 def paper_factor(suite_name: str, metric: str) -> float:
     """How the paper's tables scale this metric (1 for unknown suites or metrics)."""
-    if suite_name not in SUITES:
-        return 1.0
-    entry = SUITES.get(suite_name).by_name.get(metric)
+    entry = suite_metric(suite_name, metric)
     return entry.paper_factor if entry else 1.0
 
 
