@@ -14,10 +14,9 @@ as `source=(ids, mask)` on its first call and keeps the encoded source in its re
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, Protocol
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from transformers import (
     DynamicCache,
@@ -27,30 +26,8 @@ from transformers import (
 )
 from transformers.modeling_outputs import BaseModelOutput
 
-if TYPE_CHECKING:
-    from bench.generation import Scorer
-
 IGNORE = -100
 Source = tuple[torch.Tensor, torch.Tensor]  # (ids, mask) of an encoder input
-
-
-class MethodSettings(BaseModel):
-    """Base of every method's settings: unknown keys are errors, values are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Dependency(BaseModel):
-    """A stored cell a hybrid method reuses: the dependency's settings and training overrides.
-
-    The grid expands it into a cell of the same task, model, seed and training size, runs it
-    first, and a hybrid cell loads its stored weights instead of training it again.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    settings: dict[str, Any] = Field(default_factory=dict)
-    train: dict[str, Any] = Field(default_factory=dict, description="overrides of grid `train`")
 
 
 @dataclass
@@ -220,6 +197,24 @@ class AdaptedLM(nn.Module):
         return out.logits, state
 
 
+class Scorer(Protocol):
+    """What beam search (`bench.generation`) decodes with: an adapted model's `scorer()`, or a
+    mixture of several (the ensemble). It prefills prompts, scores one more token per row, and
+    follows the beam's reordering."""
+
+    def prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities [rows, vocab] of the token after each left-padded prompt."""
+
+    def expand(self, times: int) -> None:
+        """Repeat every row `times` times (row i becomes rows i*times ... i*times+times-1)."""
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Append one token per row; log-probabilities of the next."""
+
+    def reorder(self, rows: torch.Tensor) -> None:
+        """Keep the state of `rows`, in that order."""
+
+
 class LMScorer:
     """Beam search's view of one adapted model: its cache and attention mask per row.
 
@@ -262,23 +257,6 @@ class BuildContext:
 
     tokenizer: PreTrainedTokenizerBase | None = None  # for settings that name words
     dependencies: dict[str, AdaptedLM] = field(default_factory=dict)  # hybrids: role -> model
-
-
-class Method:
-    """A registered method: its settings model and how it wraps a base model."""
-
-    Settings: ClassVar[type[MethodSettings]] = MethodSettings
-    description: ClassVar[str] = ""
-    keeps_dependencies: ClassVar[bool] = False  # hybrids that need their dependencies to decode
-
-    def dependencies(self, settings: MethodSettings) -> dict[str, tuple[str, Dependency]]:
-        """Hybrids: role -> (method name, dependency) of the stored cells this method reuses."""
-        return {}
-
-    def build(
-        self, base: PreTrainedModel, settings: MethodSettings, context: BuildContext | None = None
-    ) -> AdaptedLM:
-        raise NotImplementedError
 
 
 def count(parameters: list[nn.Parameter] | dict[str, torch.Tensor]) -> int:

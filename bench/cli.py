@@ -5,17 +5,14 @@ User errors (`UserError`) print one line and exit 2; nothing else is caught here
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
-from rich.table import Table
 
 from bench.errors import UserError
 
@@ -39,6 +36,14 @@ tolerance_option = click.option(
     show_default=True,
     help="a significantly worse metric regresses only beyond this delta (paper scale, e.g. 0.5 "
     "BLEU); used by compare and run --check",
+)
+
+plugin_option = click.option(
+    "--plugin",
+    "plugins",
+    multiple=True,
+    help="a module to import first: it registers methods, tasks or metric suites of yours "
+    "(repeatable; installed `bench.plugins` entry points load by themselves)",
 )
 
 
@@ -73,6 +78,7 @@ def _quiet_libraries() -> None:
     help="then compare with this baseline (bundle or results dir); exit 1 on a regression",
 )
 @tolerance_option
+@plugin_option
 def run(
     grid: str,
     results_dir: Path,
@@ -81,74 +87,38 @@ def run(
     force: bool,
     check: Path | None,
     tolerance: float,
+    plugins: tuple[str, ...],
 ) -> None:
     """Run a grid: train and evaluate every cell not yet finished, then write its report.
 
     With --check, compare the grid's cells with a baseline: exit 1 when a matched metric is
     significantly worse by more than --tolerance, or when a cell failed."""
+    from bench.api import run_grid
     from bench.bundle import load_source
-    from bench.grid import expand, load_grid
-    from bench.models import check_available
-    from bench.progress import make_progress
-    from bench.runner import check_data, run_cells
+    from bench.reports import terminal
     from bench.store import Store
-    from reports.report import write_report
 
     _quiet_libraries()
-    spec, spec_text = load_grid(grid, model)
-    check_available(spec.model)
     baseline = load_source(check) if check is not None else None  # bad input fails first
-    if data_dir is not None and not data_dir.is_dir():
-        raise UserError(f"--data-dir {data_dir} is not a directory")
-    cells = expand(spec)
-    finished = set() if force else Store.finished_cells(results_dir / "bench.sqlite")
-    check_data([c for c in cells if c.id not in finished], data_dir)
-    store = Store(results_dir / "bench.sqlite")
-    store.register_grid(spec.name, spec_text, [c.id for c in cells])
-    started = time.time()
     try:
-        with make_progress(console) as progress:
-            summary = run_cells(cells, store, results_dir, data_dir, force, progress)
+        outcome = run_grid(grid, results_dir, data_dir, model, force, plugins, console)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]: finished cells are stored; rerun to resume")
         sys.exit(130)
-    report = write_report(store, spec.name, results_dir / "reports" / spec.name)
-    _print_summary(store, spec.name)
+    summary = outcome.summary
+    store = Store.open_existing(results_dir)
+    terminal.results_summary(store, outcome.spec.name, console)
+    store.close()
     console.print(
         f"{len(summary.done)} run, {len(summary.skipped)} already done, "
-        f"{len(summary.failed)} failed in {time.time() - started:.1f}s; report: {report}"
+        f"{len(summary.failed)} failed in {outcome.seconds:.1f}s; report: {outcome.report}"
     )
     for cell, reason in summary.failed:
         console.print(f"[red]failed[/] {cell.describe()}: {reason}")
-    store.close()
     if baseline is not None:
-        candidate = load_source(results_dir, spec.name)
+        candidate = load_source(results_dir, outcome.spec.name)
         if _compare(baseline, candidate, (), tolerance, console).regressions or summary.failed:
             sys.exit(1)
-
-
-def _print_summary(store, grid: str) -> None:
-    """The results matrix, one terminal table per task (a single wide matrix does not fit)."""
-    from reports.frame import results_frame
-    from reports.layouts import matrix, task_name
-
-    frame = results_frame(store, grid)
-    for task, part in frame.groupby("task", sort=False):
-        table = matrix(part, intervals=False)
-        if table is None:
-            continue
-        prefix = task_name(task) + " "
-        out = Table(title=f"{grid}: {task}", title_justify="left")
-        out.add_column("method")
-        for header in table.flat_headers():
-            out.add_column(header.removeprefix(prefix), justify="right")
-        best = table.best()
-        for i, row in enumerate(table.rows):
-            cells = [table.cell_text(i, j) for j in range(len(table.columns))]
-            out.add_row(
-                row.label, *(f"[bold]{c}[/]" if i in best[j] else c for j, c in enumerate(cells))
-            )
-        console.print(out)
 
 
 @app.command()
@@ -157,8 +127,8 @@ def _print_summary(store, grid: str) -> None:
 @click.option("--intervals", is_flag=True, help="show each score's 95% bootstrap interval")
 def report(results_dir: Path, grid: str | None, intervals: bool) -> None:
     """Re-render reports (tables, figures, index.html) from the results database only."""
+    from bench.reports.report import write_report
     from bench.store import Store
-    from reports.report import write_report
 
     store = Store.open_existing(results_dir)
     grids = [grid] if grid else store.grids()
@@ -170,26 +140,6 @@ def report(results_dir: Path, grid: str | None, intervals: bool) -> None:
             )
         out = results_dir / "reports" / name
         console.print(f"wrote {write_report(store, name, out, intervals)}")
-
-
-EXPORT_KEYS = (
-    "cell",
-    "grid",
-    "task",
-    "split",
-    "ood",
-    "method",
-    "settings",
-    "model",
-    "seed",
-    "n_train",
-    "metric",
-    "value",
-    "low",
-    "high",
-    "trained_params",
-    "stored_params",
-)
 
 
 @app.command()
@@ -208,6 +158,7 @@ EXPORT_KEYS = (
 def export(results_dir: Path, format_: str, grid: str | None, out: Path | None) -> None:
     """The results matrix as rows, one per (cell, split, metric), to stdout; or (bundle) the
     finished cells with their predictions in one file, a baseline for `bench compare`."""
+    from bench.reports import terminal
     from bench.store import Store
 
     if format_ == "bundle":
@@ -220,18 +171,7 @@ def export(results_dir: Path, format_: str, grid: str | None, out: Path | None) 
         return
     if out is not None:
         raise UserError("--out is for --format bundle; json and csv go to stdout")
-    store = Store.open_existing(results_dir)
-    rows = [{key: row[key] for key in EXPORT_KEYS} for row in store.results(grid)]
-    for row in rows:
-        row["settings"] = json.loads(row["settings"])
-        row["ood"] = bool(row["ood"])
-    if format_ == "json":
-        json.dump(rows, sys.stdout, indent=1)
-        sys.stdout.write("\n")
-    else:
-        writer = csv.DictWriter(sys.stdout, fieldnames=EXPORT_KEYS)
-        writer.writeheader()
-        writer.writerows({**r, "settings": json.dumps(r["settings"], sort_keys=True)} for r in rows)
+    terminal.export_rows(Store.open_existing(results_dir), grid, format_, sys.stdout)
 
 
 @app.command()
@@ -273,10 +213,11 @@ def _compare(
     tolerance: float,
     out: Console,
 ) -> ComparisonReport:
-    from bench.compare import compare_sources, render
+    from bench.compare import compare_sources
+    from bench.reports import terminal
 
     result = compare_sources(baseline, candidate, metrics, tolerance)
-    render(result, out)
+    terminal.comparison(result, out)
     return result
 
 
@@ -284,10 +225,13 @@ def _compare(
 @click.argument(
     "what", type=click.Choice(["tasks", "methods", "metrics", "grids"]), default="tasks"
 )
-def list_(what: str) -> None:
+@plugin_option
+def list_(what: str, plugins: tuple[str, ...]) -> None:
     """List registered tasks, methods, metric suites (with their metrics), or grid presets."""
-    from bench.registry import METHODS, SUITES, TASKS
+    from bench.metrics.suites import SUITES
+    from bench.registry import METHODS, TASKS, load_plugins
 
+    load_plugins(plugins)
     if what == "grids":
         from bench.grid import load_grid, preset_names
 
@@ -334,6 +278,7 @@ def download(task: str, to: Path | None) -> None:
 def stats(data_dir: Path | None, tasks: tuple[str, ...], as_json: bool) -> None:
     """Inputs and references per task and split; absent files are reported, not counted."""
     from bench.datastats import all_stats
+    from bench.reports import terminal
 
     _quiet_libraries()
     if data_dir is not None and not data_dir.is_dir():
@@ -342,14 +287,7 @@ def stats(data_dir: Path | None, tasks: tuple[str, ...], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(table, indent=1))
         return
-    out = Table("task", "split", "inputs", "references", "note")
-    for task, splits in table.items():
-        for split, row in splits.items():
-            if "inputs" in row:
-                out.add_row(task, split, f"{row['inputs']:,}", f"{row['references']:,}", "")
-            else:
-                out.add_row(task, split, "-", "-", f"absent: {row['reason']}")
-    console.print(out)
+    terminal.data_stats(table, console)
 
 
 @app.command()
@@ -363,29 +301,42 @@ def stats(data_dir: Path | None, tasks: tuple[str, ...], as_json: bool) -> None:
     help="one output per test input, in the task's input order",
 )
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+@plugin_option
 def score(
-    task: str, split: str | None, data_dir: Path | None, predictions: Path, as_json: bool
+    task: str,
+    split: str | None,
+    data_dir: Path | None,
+    predictions: Path,
+    as_json: bool,
+    plugins: tuple[str, ...],
 ) -> None:
     """Score a predictions file with the task's official metrics and 95% bootstrap intervals."""
-    from bench.scoring import render, score_file
+    from bench.registry import load_plugins
+    from bench.reports import terminal
+    from bench.scoring import score_file
 
+    load_plugins(plugins)
     result = score_file(task, split, data_dir, predictions)
     if as_json:
         click.echo(json.dumps(result))
     else:
-        render(result, Console())
+        terminal.scores(result, Console())
 
 
 @app.command()
 @click.option("--model", required=True, help="gpt2, gpt2-medium, gpt2-large, bart-base, bart-large")
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
-def params(model: str, as_json: bool) -> None:
+@plugin_option
+def params(model: str, as_json: bool, plugins: tuple[str, ...]) -> None:
     """Trained and stored parameters of every method (default settings), from the config only."""
-    from bench.params import parameter_table, render
+    from bench.params import parameter_table
+    from bench.registry import load_plugins
+    from bench.reports import terminal
 
     _quiet_libraries()
+    load_plugins(plugins)
     table = parameter_table(model)
-    print(json.dumps(table, indent=1) if as_json else render(table))
+    print(json.dumps(table, indent=1) if as_json else terminal.parameters(table))
 
 
 @app.command()

@@ -16,9 +16,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
 from bench.bundle import CellKey, CellResults, ResultsSource
 from bench.errors import UserError
 
@@ -130,7 +127,7 @@ def _suites(tasks: set[str]) -> dict[str, str]:
 
 
 def _check_metrics(metrics: Sequence[str], suites: dict[str, str]) -> None:
-    from bench.registry import SUITES
+    from bench.metrics.suites import SUITES
 
     valid = list(dict.fromkeys(m for s in suites.values() for m in SUITES.get(s).names()))
     unknown = [m for m in metrics if m not in valid]
@@ -151,8 +148,7 @@ def _compare_cell(
     suite: str,
     metrics: Sequence[str],
 ) -> None:
-    from bench.metrics.suites import compare_suite, paper_factor
-    from bench.registry import SUITES
+    from bench.metrics.suites import SUITES, compare_suite, paper_factor
 
     task, label = cand.config["task"], cand.describe()
     wanted = list(metrics) or SUITES.get(suite).names()
@@ -216,51 +212,6 @@ def _stored(cell: CellResults, split: str, metric: str, factor: float) -> float 
 
 
 # --- rendering ------------------------------------------------------------------------------
-_VERDICT_STYLE = {"better": "green", "same": "dim", "worse": "yellow"}
-
-
-def render(report: ComparisonReport, console: Console) -> None:
-    """One table per task, then what was not compared, then a one-line verdict."""
-    tasks = list(dict.fromkeys(row.task for row in report.rows))
-    for task in tasks:
-        table = Table(
-            title=f"{task}: {report.candidate} vs {report.baseline} (paper scale)",
-            title_justify="left",
-        )
-        for column in ("cell", "split", "metric"):
-            table.add_column(column)
-        for column in ("baseline", "candidate", "delta", "95% CI", "p"):
-            table.add_column(column, justify="right")
-        table.add_column("verdict")
-        for row in (r for r in report.rows if r.task == task):
-            verdict = f"[{_VERDICT_STYLE[row.verdict]}]{row.verdict}[/]"
-            if row.regression:
-                verdict = "[bold red]worse: regression[/]"
-            table.add_row(
-                row.cell,
-                row.split + (" [OOD]" if row.ood else ""),
-                row.metric,
-                _number(row.baseline),
-                _number(row.candidate),
-                f"{row.delta:+.2f}",
-                f"[{row.low:+.2f}, {row.high:+.2f}]",
-                f"{row.p_value:.3f}",
-                verdict,
-            )
-        console.print(table)
-    for item in report.not_compared:
-        where = f" {item.split}" if item.split else ""
-        console.print(
-            f"[yellow]not compared[/] {item.task} / {item.cell}{where}: {item.reason}",
-            highlight=False,
-        )
-    console.print(summary(report), highlight=False)
-
-
-def _number(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
-
-
 def summary(report: ComparisonReport) -> str:
     counts = {v: sum(r.verdict == v for r in report.rows) for v in ("better", "same", "worse")}
     regressions = len(report.regressions)

@@ -10,40 +10,14 @@ beam's reordering.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from transformers import PreTrainedTokenizerBase
 
-from bench.adapted import AdaptedLM
+from bench.adapted import AdaptedLM, Scorer
+from bench.encoding import encode_source
 from bench.progress import Progress, tracker
-from bench.training import encode_source
-
-
-class DecodeConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    num_beams: int = Field(5, ge=1, description="1 is greedy decoding")
-    max_new_tokens: int = Field(100, ge=1)
-    min_new_tokens: int = Field(0, ge=0)
-    length_penalty: float = Field(1.0, description="hypothesis score = logprob / length**penalty")
-    no_newlines: bool = Field(False, description="never emit a token containing a newline")
-    batch_size: int = Field(32, ge=1)
-
-
-class Scorer(Protocol):
-    def prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Log-probabilities [rows, vocab] of the token after each left-padded prompt."""
-
-    def expand(self, times: int) -> None:
-        """Repeat every row `times` times (row i becomes rows i*times ... i*times+times-1)."""
-
-    def step(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Append one token per row; log-probabilities of the next."""
-
-    def reorder(self, rows: torch.Tensor) -> None:
-        """Keep the state of `rows`, in that order."""
+from bench.spec import DecodeConfig
 
 
 @torch.no_grad()

@@ -1,108 +1,36 @@
-"""Grid specs (validated YAML) and their expansion into cells.
+"""Grids: YAML presets or files, validated into a `GridSpec`, expanded into `Cell`s.
 
 A cell is one (task, method + settings, model, seed, n_train) with its training and decoding
-settings fully resolved. Its identity is a hash of that resolved config: a rerun skips finished
-cells, and any changed setting (or a new version of a task's data or of the mini LM) is a new cell.
-A hybrid method (ensemble, cocktail) depends on cells of other methods: expansion puts those
-cells before it (the same cell once, however many hybrids reuse it).
+settings fully resolved (`bench.spec`). A hybrid method (ensemble, cocktail) depends on cells of
+other methods: expansion puts those cells before it (the same cell once, however many hybrids
+reuse it). Nothing here imports torch: a driver, a listing or a report loads grids cheaply.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from functools import cached_property
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 
-from bench import models
+from bench.checkpoints import checkpoint_id
 from bench.errors import UserError
-from bench.generation import DecodeConfig
-from bench.registry import METHODS, TASKS
-from bench.training import TrainConfig
+from bench.registry import METHODS, TASKS, load_plugins
+from bench.spec import Cell, GridSpec, TaskEntry, TrainConfig
 
-PRESETS_DIR = Path(__file__).resolve().parent.parent / "grids"
+PRESETS_DIR = Path(str(resources.files("bench.grids")))
 DEFAULT_GRID = "mini"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+def load_grid(
+    ref: str | None, model_override: str | None = None, plugins: tuple[str, ...] = ()
+) -> tuple[GridSpec, str]:
+    """A preset name or a YAML path -> (validated spec, its YAML text).
 
-
-class TaskEntry(_Strict):
-    name: str
-    splits: list[str] | None = Field(None, description="eval splits; all of the task's if unset")
-    n_train: list[int | None] = Field([None], description="training-set sizes; null = all")
-    samples: int = Field(
-        1, ge=1, description="low-data: training subsets drawn per size (the paper: 5)"
-    )
-    eval_limit: int | None = Field(None, ge=1, description="score the first N inputs per split")
-
-    @field_validator("n_train")
-    @classmethod
-    def _positive(cls, sizes: list[int | None]) -> list[int | None]:
-        if any(n is not None and n < 1 for n in sizes):
-            raise ValueError("training-set sizes must be positive (or null for all)")
-        return sizes
-
-
-class MethodEntry(_Strict):
-    name: str
-    label: str | None = Field(None, description="display name in reports")
-    settings: dict[str, Any] = Field(default_factory=dict)
-    train: dict[str, Any] = Field(default_factory=dict, description="overrides of grid `train`")
-    tasks: list[str] | None = Field(
-        None, description="only on these tasks of the grid (per-task hyperparameters)"
-    )
-
-
-class GridSpec(_Strict):
-    name: str
-    description: str = ""
-    model: str = "mini"
-    seeds: list[int] = Field([0], min_length=1)
-    tasks: list[TaskEntry] = Field(min_length=1)
-    methods: list[MethodEntry] = Field(min_length=1)
-    train: TrainConfig = TrainConfig()
-    decode: DecodeConfig = DecodeConfig()
-
-
-class Cell(_Strict):
-    """Everything that determines a cell's results, and nothing else (not the grid's name)."""
-
-    task: str
-    task_version: str
-    splits: tuple[str, ...]
-    eval_limit: int | None
-    method: str
-    label: str
-    settings: dict[str, Any]
-    model: str
-    checkpoint: str
-    seed: int
-    n_train: int | None
-    sample: int = Field(0, description="which seeded training subset of size n_train")
-    train: TrainConfig
-    decode: DecodeConfig
-    depends: dict[str, str] = Field(default_factory=dict, description="role -> cell id reused")
-
-    @cached_property
-    def id(self) -> str:
-        # `depends` follows from the settings (they name the dependencies' settings).
-        identity = self.model_dump(mode="json", exclude={"label", "depends"})
-        blob = json.dumps(identity, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-    def describe(self) -> str:
-        size = "" if self.n_train is None else f" n={self.n_train} sample {self.sample}"
-        return f"{self.task} / {self.label}{size} / seed {self.seed}"
-
-
-def load_grid(ref: str | None, model_override: str | None = None) -> tuple[GridSpec, str]:
-    """A preset name or a YAML path -> (validated spec, its YAML text)."""
+    `plugins` (from `--plugin`) and the grid's own `plugins:` are imported before its names are
+    checked, so that the methods and tasks they register are known."""
     path = preset_path(ref or DEFAULT_GRID)
     text = path.read_text()
     try:
@@ -118,6 +46,7 @@ def load_grid(ref: str | None, model_override: str | None = None) -> tuple[GridS
         spec = GridSpec.model_validate(raw)
     except ValidationError as error:
         raise UserError(f"{path}: {_first_error(error)}") from None
+    load_plugins([*plugins, *spec.plugins])
     validate_names(spec, str(path))
     return spec, text
 
@@ -167,7 +96,7 @@ def validate_names(spec: GridSpec, source: str) -> None:
                 f"({', '.join(tasks)})"
             )
     try:
-        models.checkpoint_id(spec.model)
+        checkpoint_id(spec.model)
     except UserError as error:
         raise UserError(f"{source}: model: {error}") from None
 
@@ -189,12 +118,12 @@ def _validate_method(
         TrainConfig.model_validate({**spec.train.model_dump(), **train})
     except ValidationError as error:
         raise UserError(f"{source}: {_first_error(error, where)}") from None
-    for role, (dependency, entry) in method().dependencies(resolved).items():
+    for role, (dependency, entry) in method.dependencies(resolved).items():
         _validate_method(spec, dependency, entry.settings, entry.train, f"{where}.{role}", source)
 
 
 def expand(spec: GridSpec) -> list[Cell]:
-    checkpoint = models.checkpoint_id(spec.model)
+    checkpoint = checkpoint_id(spec.model)
     cells = []
     for task_entry in spec.tasks:
         task = TASKS.get(task_entry.name)()
@@ -248,7 +177,7 @@ def _method_cells(
     resolved = method.Settings.model_validate(settings)
     cells: list[Cell] = []
     depends: dict[str, str] = {}
-    for role, (dependency, entry) in method().dependencies(resolved).items():
+    for role, (dependency, entry) in method.dependencies(resolved).items():
         cells += _method_cells(spec, shared, dependency, entry.settings, entry.train, None)
         depends[role] = cells[-1].id
     cells.append(

@@ -13,20 +13,23 @@ from typing import Any
 
 import torch
 
-from bench.adapted import AdaptedLM, BuildContext, Method, MethodSettings, count
+from bench.adapted import AdaptedLM, BuildContext, count
+from bench.checkpoints import RANDOM_PREFIX
 from bench.errors import UserError
-from bench.models import RANDOM_PREFIX, meta_model
+from bench.method import Method
+from bench.models import meta_model
 from bench.registry import METHODS
+from bench.spec import MethodSettings
 
 MODELS = ("gpt2", "gpt2-medium", "gpt2-large", "bart-base", "bart-large")
 
 
 def _build(
-    spec: str, method: Method, settings: MethodSettings
+    spec: str, method: type[Method], settings: MethodSettings
 ) -> tuple[AdaptedLM, int, dict[str, AdaptedLM]]:
     """A finalized meta-device model of `method`, the parameters it trained, its dependencies."""
     dependencies = {
-        role: _build(spec, METHODS.get(name)(), METHODS.get(name).Settings(**entry.settings))[0]
+        role: _build(spec, METHODS.get(name), METHODS.get(name).Settings(**entry.settings))[0]
         for role, (name, entry) in method.dependencies(settings).items()
     }
     with torch.device("meta"):
@@ -37,7 +40,7 @@ def _build(
 
 
 def _row(spec: str, name: str, base: int) -> dict[str, Any]:
-    method = METHODS.get(name)()
+    method = METHODS.get(name)
     settings = method.Settings()
     row: dict[str, Any] = {"method": name, "settings": settings.model_dump(mode="json")}
     try:
@@ -70,22 +73,3 @@ def parameter_table(model: str) -> dict[str, Any]:
         "base": base,
         "methods": [_row(spec, name, base) for name in METHODS.names()],
     }
-
-
-def render(table: dict[str, Any]) -> str:
-    """The table as aligned text, one method per line."""
-    lines = [f"{table['model']}: {table['base']:,} base parameters", ""]
-    header = f"{'method':<14}{'trained':>14}{'%':>9}{'stored':>14}{'%':>9}  settings / note"
-    lines.append(header)
-    for row in table["methods"]:
-        shown = {**row["settings"], **row.get("derived", {})}
-        settings = ", ".join(f"{k}={v}" for k, v in shown.items() if not isinstance(v, dict))
-        if row["trained"] is None:
-            lines.append(f"{row['method']:<14}{'-':>14}{'':>9}{'-':>14}{'':>9}  {row['note']}")
-            continue
-        note = f" ({row['note']})" if row["note"] else ""
-        lines.append(
-            f"{row['method']:<14}{row['trained']:>14,}{row['trained_pct']:>8.3f}%"
-            f"{row['stored']:>14,}{row['stored_pct']:>8.3f}%  {settings}{note}"
-        )
-    return "\n".join(lines)

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from bench.errors import UserError
-from bench.mini.lm import cache_root
+from bench.mini.config import cache_root
 
 
 def _timed_run(grid: str, results: Path, cache: Path) -> float:

@@ -1,36 +1,69 @@
-"""Small decorator registries for tasks, methods and metric suites.
+"""Typed decorator registries for tasks and methods, and the plugins that add to them.
 
-Adding a task or method is one new file in `tasks/` or `methods/` that registers itself: the
-registries import every module of those packages on first lookup, so no central list exists.
+Adding a task or method is one new module in `tasks/` or one folder in `methods/` that registers
+itself: a registry imports every module of its package on first lookup, so no central list
+exists. Methods and tasks from outside the repository come as plugins: modules named in a grid
+(`plugins:`) or with `--plugin`, and the modules of the installed entry-point group
+`bench.plugins`; importing one registers what it defines.
+
+A registry checks what it is given (a `Method` or `Task` subclass) when it is registered, and
+answers a miss with the nearest name. Metric suites have their registry beside their type, in
+`bench.metrics.suites`.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import pkgutil
-from collections.abc import Callable
-from typing import Generic, TypeVar
+from collections.abc import Callable, Iterable
+from functools import cache
+from importlib import metadata
+from typing import Any, Generic, TypeVar
 
+from bench.data import Task
 from bench.errors import UserError
+from bench.method import Method
+from bench.spec import MethodSettings
 
 T = TypeVar("T")
+PLUGIN_GROUP = "bench.plugins"
 
 
 class Registry(Generic[T]):
-    """Name -> object map filled by a decorator; `discover` names the packages to import."""
+    """Name -> entry, filled by `register`. Entries are subclasses of `base` (with `classes`)
+    or instances of it; `discover` names the packages whose modules register themselves."""
 
-    def __init__(self, kind: str, discover: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, kind: str, base: type, discover: tuple[str, ...] = (), classes: bool = True
+    ) -> None:
         self.kind = kind
+        self._base = base
+        self._classes = classes
         self._discover = discover
         self._entries: dict[str, T] = {}
         self._discovered = False
 
     def register(self, name: str) -> Callable[[T], T]:
-        def decorator(obj: T) -> T:
-            if name in self._entries and self._entries[name] is not obj:
-                raise ValueError(f"{self.kind} {name!r} is registered twice")
-            self._entries[name] = obj
-            return obj
+        def decorator(entry: T) -> T:
+            fits = (
+                isinstance(entry, type) and issubclass(entry, self._base)
+                if self._classes
+                else isinstance(entry, self._base)
+            )
+            if not fits:
+                what = "a subclass" if self._classes else "an instance"
+                raise TypeError(
+                    f"{self.kind} {name!r}: {entry!r} is not {what} of {self._base.__name__}"
+                )
+            known = self._entries.get(name)
+            if known is not None and known is not entry:
+                raise UserError(
+                    f"{self.kind} {name!r} is registered twice, by {_origin(known)} and by "
+                    f"{_origin(entry)}; rename one of them"
+                )
+            self._entries[name] = entry
+            return entry
 
         return decorator
 
@@ -43,13 +76,19 @@ class Registry(Generic[T]):
             for module in pkgutil.iter_modules(package.__path__):
                 if not module.name.startswith("_"):
                     importlib.import_module(f"{package_name}.{module.name}")
+        load_installed_plugins()
 
     def get(self, name: str) -> T:
         self._load()
         if name not in self._entries:
-            valid = ", ".join(sorted(self._entries)) or "none"
-            raise UserError(f"unknown {self.kind} {name!r}; valid {self.kind}s: {valid}")
+            raise UserError(f"unknown {self.kind} {name!r}; {self._hint(name)}")
         return self._entries[name]
+
+    def _hint(self, name: str) -> str:
+        names = sorted(self._entries)
+        valid = f"valid {self.kind}s: {', '.join(names) or 'none'}"
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+        return f"did you mean {close[0]!r}? {valid}" if close else valid
 
     def names(self) -> list[str]:
         self._load()
@@ -60,6 +99,58 @@ class Registry(Generic[T]):
         return name in self._entries
 
 
-TASKS: Registry = Registry("task", discover=("tasks",))
-METHODS: Registry = Registry("method", discover=("methods",))
-SUITES: Registry = Registry("metric suite", discover=("bench.metrics",))
+def _origin(entry: Any) -> str:
+    return getattr(entry, "__module__", None) or type(entry).__module__
+
+
+TASKS: Registry[type[Task]] = Registry("task", Task, discover=("bench.tasks",))
+METHODS: Registry[type[Method]] = Registry("method", Method, discover=("bench.methods",))
+
+
+def register_method(
+    name: str,
+    settings: type[MethodSettings],
+    model: str | type,
+    description: str = "",
+    keeps_dependencies: bool = False,
+) -> type[Method]:
+    """Register a method in one call: its settings class and its `AdaptedLM` class (or its
+    import path, "package.module:Class", so that validating a grid never imports it)."""
+    method = type(
+        f"{settings.__name__.removesuffix('Settings') or 'Custom'}Method",
+        (Method,),
+        {
+            "Settings": settings,
+            "model": model,
+            "description": description,
+            "keeps_dependencies": keeps_dependencies,
+            "__module__": settings.__module__,
+        },
+    )
+    return METHODS.register(name)(method)
+
+
+def load_plugins(modules: Iterable[str]) -> None:
+    """Import plugin modules (from a grid's `plugins:` or `--plugin`): they register methods,
+    tasks or metric suites. A module that cannot be imported is the user's to fix."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise UserError(
+                f"plugin {module!r} cannot be imported ({type(error).__name__}: {error}); "
+                "install its package or check the module name"
+            ) from None
+
+
+@cache
+def load_installed_plugins() -> None:
+    """Import each module of the entry-point group `bench.plugins`, once per process."""
+    for entry_point in metadata.entry_points(group=PLUGIN_GROUP):
+        try:
+            entry_point.load()
+        except ImportError as error:
+            raise UserError(
+                f"installed plugin {entry_point.name!r} ({entry_point.value}) cannot be imported "
+                f"({type(error).__name__}: {error}); reinstall or uninstall its package"
+            ) from None

@@ -7,12 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
 from bench.errors import UserError
 from bench.metrics.suites import score_suite
-from bench.registry import SUITES, TASKS
+from bench.registry import TASKS
 
 
 def read_predictions(path: Path) -> list[str]:
@@ -52,29 +49,3 @@ def score_file(
         "n": len(examples),
         "metrics": {name: score.as_dict() for name, score in scores.items()},
     }
-
-
-def render(result: dict[str, Any], console: Console) -> None:
-    """A table of values on the official scales with their 95% bootstrap intervals."""
-    suite_name = TASKS.get(result["task"])().suite
-    suite = SUITES.get(suite_name)
-    table = Table(
-        title=f"{result['task']} {result['split']}: {result['n']} inputs ({suite_name} suite)",
-        title_justify="left",
-    )
-    for column in ("metric", "value", "95% interval", "scale"):
-        table.add_column(column, justify="left" if column == "metric" else "right")
-    for name, score in result["metrics"].items():
-        metric = suite.by_name[name].metric
-        scale = metric.scale + ("" if metric.higher_is_better else ", lower is better")
-        if score["value"] is None:
-            table.add_row(name, "unavailable", score["unavailable"], scale)
-            continue
-        digits = 2 if metric.scale == "0-100" else 4
-        interval = (
-            f"[{score['low']:.{digits}f}, {score['high']:.{digits}f}]"
-            if score["low"] is not None
-            else ""
-        )
-        table.add_row(name, f"{score['value']:.{digits}f}", interval, scale)
-    console.print(table)

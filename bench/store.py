@@ -8,13 +8,18 @@ Reports and exports read only from here.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+
+from bench.errors import UserError
+from bench.record import STORED, CellRecord, ParamCounts, Score
 
 SCHEMA_VERSION = 2  # 2: scores carry their 95% bootstrap interval (low, high)
 
@@ -86,64 +91,40 @@ def predictions_file(folder: Path, split: str) -> Path:
     return folder / "predictions" / f"{split}.jsonl"
 
 
-@dataclass(frozen=True)
-class Score:
-    split: str
-    ood: bool
-    metric: str
-    value: float
-    n: int
-    low: float | None = None
-    high: float | None = None
-
-
-@dataclass(frozen=True)
-class ParamCounts:
-    trained: int
-    stored: int
-    total: int
-    stored_bytes: int
-
-    @property
-    def trained_pct(self) -> float:
-        return 100.0 * self.trained / self.total
-
-    @property
-    def stored_pct(self) -> float:
-        return 100.0 * self.stored / self.total
-
-
 class Store:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path, readonly: bool = False) -> None:
+        """Open (creating it unless `readonly`) the database at `path`. Commands that only
+        read open it read-only, so they never change it."""
         self.path = path
-        self.db = sqlite3.connect(path, isolation_level=None)  # transactions are explicit
+        if readonly:
+            self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(path, isolation_level=None)  # transactions are explicit
         self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA foreign_keys=ON")
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, SCHEMA_VERSION):
-            from bench.errors import UserError
-
+        if version not in (0, SCHEMA_VERSION) or (readonly and version == 0):
             self.db.close()
             raise UserError(
                 f"{path} has schema version {version}, this bench reads {SCHEMA_VERSION}; "
                 "use a new --results-dir (or rerun the grid there)"
             )
-        self.db.executescript(SCHEMA)
-        self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        if not readonly:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.executescript(SCHEMA)
+            self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     @classmethod
     def open_existing(cls, results_dir: Path) -> Store:
-        from bench.errors import UserError
-
+        """A results directory's store, read-only: for commands that only read."""
         path = results_dir / "bench.sqlite"
         if not path.is_file():
             raise UserError(
                 f"no results in {results_dir} (no bench.sqlite); run a grid first "
                 "with `python -m bench run --grid`, or pass --results-dir"
             )
-        return cls(path)
+        return cls(path, readonly=True)
 
     def close(self) -> None:
         self.db.close()
@@ -200,6 +181,7 @@ class Store:
         timings: dict[str, float],
         provenance: dict[str, Any],
     ) -> None:
+        """A finished cell's rows, and its run marked done, in one transaction."""
         with self.transaction() as db:
             db.executemany(
                 "INSERT INTO scores VALUES (?,?,?,?,?,?,?,?)",
@@ -295,3 +277,29 @@ class Store:
                 (cell, kind),
             )
         ]
+
+
+def write_record(store: Store, results_dir: Path, record: CellRecord) -> None:
+    """The one place a finished cell is written: its folder (predictions per split, stored
+    weights, cell.json), whole or absent, then its rows in the store."""
+    out = cell_dir(results_dir, record.cell.id)
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    (staging / "cell.json").write_text(json.dumps(record.cell.model_dump(mode="json"), indent=2))
+    for split, predictions in record.predictions.items():
+        path = predictions_file(staging, split)
+        path.parent.mkdir(exist_ok=True)
+        with path.open("w") as f:
+            f.writelines(json.dumps(asdict(prediction)) + "\n" for prediction in predictions)
+    (staging / STORED).write_bytes(record.stored)
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(staging, out)
+    store.finish_cell(
+        record.cell.id,
+        record.scores,
+        record.params,
+        record.losses,
+        record.timings,
+        record.provenance,
+    )

@@ -1,8 +1,7 @@
 """The training loop: AdamW, linear schedule with warmup, gradient accumulation, seeded.
 
-Readable top to bottom on purpose. Examples are `source <eos> target <eos>` with the loss on the
-target tokens only, the paper's format for GPT-2 (`src bos tgt eos`, where bos == eos); an
-encoder-decoder model reads the source in its encoder and the target in its decoder.
+Readable top to bottom on purpose. Examples are encoded by `bench.encoding` (the loss is on the
+target tokens only); the model is any `AdaptedLM`, whose method decides what is trained.
 """
 
 from __future__ import annotations
@@ -14,30 +13,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from transformers import PreTrainedTokenizerBase, get_linear_schedule_with_warmup
 
 from bench.adapted import IGNORE, AdaptedLM, Batch, target_loss
+from bench.encoding import Encoded, encode_pair
 from bench.progress import Progress, tracker
-
-
-class TrainConfig(BaseModel):
-    """Training settings of a cell; a method entry in a grid may override any of them."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    epochs: int = Field(5, ge=1)
-    max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps")
-    lr: float = Field(5e-5, gt=0)
-    batch_size: int = Field(8, ge=1)
-    grad_accum: int = Field(1, ge=1)
-    warmup_steps: int = Field(0, ge=0)
-    weight_decay: float = Field(0.0, ge=0)
-    schedule: str = Field("linear", pattern="^(linear|constant)$")
-    max_grad_norm: float = Field(1.0, gt=0)
-    max_source_tokens: int = Field(512, ge=8)
-    max_target_tokens: int = Field(128, ge=8)
-    dev_examples: int = Field(256, ge=0, description="dev pairs scored for the dev loss")
+from bench.spec import TrainConfig
 
 
 class TrainingDiverged(RuntimeError):
@@ -50,40 +31,6 @@ class TrainResult:
     seconds: float
     losses: list[tuple[int, float]] = field(default_factory=list)  # (step, mean train loss)
     dev_losses: list[tuple[int, float]] = field(default_factory=list)  # (epoch, dev loss)
-
-
-Encoded = tuple[list[int], list[int], list[int]]  # (encoder ids, ids, labels)
-
-
-def encode_text(tokenizer: PreTrainedTokenizerBase, text: str, max_tokens: int) -> list[int]:
-    """`text` as ids ending in eos, after a bos where the tokenizer's bos is its own token
-    (BART's `<s>`, as in its pretraining; GPT-2's bos is its eos, which only ends sequences)."""
-    start = [tokenizer.bos_token_id] if tokenizer.bos_token_id != tokenizer.eos_token_id else []
-    ids = tokenizer.encode(" " + text, add_special_tokens=False)[: max_tokens - 1 - len(start)]
-    return [*start, *ids, tokenizer.eos_token_id]
-
-
-def encode_source(tokenizer: PreTrainedTokenizerBase, source: str, max_tokens: int) -> list[int]:
-    return encode_text(tokenizer, source, max_tokens)
-
-
-def encode_pair(
-    tokenizer: PreTrainedTokenizerBase,
-    source: str,
-    target: str,
-    config: TrainConfig,
-    decoder_start: int | None = None,
-) -> Encoded:
-    """(encoder ids, ids, labels); labels mask everything but the target with IGNORE.
-
-    Decoder-only (`decoder_start` None): no encoder ids, ids are `source <eos> target <eos>`.
-    Encoder-decoder: the source goes to the encoder and the decoder reads `<start> target`.
-    """
-    src = encode_source(tokenizer, source, config.max_source_tokens)
-    tgt = encode_text(tokenizer, target, config.max_target_tokens)
-    if decoder_start is None:
-        return [], src + tgt, [IGNORE] * len(src) + tgt
-    return src, [decoder_start, *tgt], [IGNORE, *tgt]
 
 
 def _right_pad(rows: Sequence[list[int]], fill: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,9 +15,9 @@ from collections.abc import Callable, Hashable
 
 import pandas as pd
 
-from reports.frame import summarize, trained_share
-from reports.paper import matching_rows
-from reports.table import Column, Row, Table
+from bench.reports.frame import summarize, trained_share
+from bench.reports.paper import matching_rows
+from bench.reports.table import Column, Row, Table
 
 METRIC_NAMES = {
     "bleu": "BLEU",

@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from reports.frame import failure_line
-from reports.plots import Plot
-from reports.table import Table, to_html
+from bench.reports.frame import failure_line
+from bench.reports.plots import Plot
+from bench.reports.table import Table, to_html
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1400px; color: #222;

@@ -16,9 +16,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
+from bench.reports.frame import summarize
+from bench.reports.layouts import LENGTH_SETTING, headline_metrics, metric_name, task_name
 from bench.store import Store
-from reports.frame import summarize
-from reports.layouts import LENGTH_SETTING, headline_metrics, metric_name, task_name
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from bench.reports.frame import failure_line, results_frame
+from bench.reports.layouts import tables as build_tables
+from bench.reports.page import render_page
+from bench.reports.plots import draw_all
+from bench.reports.table import Table, to_latex, to_markdown
 from bench.store import Store
-from reports.frame import failure_line, results_frame
-from reports.layouts import tables as build_tables
-from reports.page import render_page
-from reports.plots import draw_all
-from reports.table import Table, to_latex, to_markdown
 
 
 def _markdown(grid: str, done: int, total: int, tables: list[Table], plots, failed) -> str:

@@ -12,7 +12,7 @@ import html
 import math
 from dataclasses import dataclass, field
 
-from reports.frame import Summary
+from bench.reports.frame import Summary
 
 
 @dataclass(frozen=True)

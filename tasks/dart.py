@@ -22,7 +22,7 @@ from bench.datafiles import data_root, field, parse_xml, read_json, require
 from bench.errors import UserError
 from bench.hub import hub_rows
 from bench.registry import TASKS
-from tasks.webnlg import split_triple
+from bench.tasks.webnlg import split_triple
 
 Triple = tuple[str, str, str]
 

@@ -2,10 +2,11 @@
 
 import torch
 
-from bench.generation import DecodeConfig, generate
+from bench.encoding import encode_source
+from bench.generation import generate
 from bench.models import load_model
 from bench.registry import METHODS
-from bench.training import encode_source
+from bench.spec import DecodeConfig
 
 SOURCES = [
     "name : The Golden Crown | eatType : pub | food : Italian",
@@ -16,7 +17,7 @@ SOURCES = [
 
 def adapted(method: str, **settings):
     loaded = load_model("mini-tiny", seed=0)
-    factory = METHODS.get(method)()
+    factory = METHODS.get(method)
     torch.manual_seed(0)
     return factory.build(loaded.model, factory.Settings(**settings)), loaded.tokenizer
 

@@ -14,10 +14,12 @@ from transformers import BartConfig, BartForConditionalGeneration
 
 from bench.adapted import BuildContext, count
 from bench.data import DEV, TRAIN, training_pairs
-from bench.generation import DecodeConfig, generate
+from bench.encoding import encode_pair, encode_source
+from bench.generation import generate
 from bench.models import load_model, meta_model
 from bench.registry import METHODS, TASKS
-from bench.training import TrainConfig, encode_pair, encode_source, evaluate_loss, train
+from bench.spec import DecodeConfig, TrainConfig
+from bench.training import evaluate_loss, train
 
 CPU = torch.device("cpu")
 SOURCES = [
@@ -55,7 +57,7 @@ def tiny_bart(tokenizer, seed: int = 0) -> BartForConditionalGeneration:
 
 
 def build(method: str, base, tokenizer, **settings):
-    factory = METHODS.get(method)()
+    factory = METHODS.get(method)
     torch.manual_seed(1)
     return factory.build(base, factory.Settings(**settings), BuildContext(tokenizer)).eval()
 

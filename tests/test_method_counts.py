@@ -15,7 +15,7 @@ BLOCK = 12_596_224  # one of its 24 transformer blocks
 
 
 def build(method: str, model=None, **settings):
-    factory = METHODS.get(method)()
+    factory = METHODS.get(method)
     with torch.device("meta"):
         return factory.build(
             model or meta_model("random:gpt2-medium"), factory.Settings(**settings), BuildContext()
@@ -87,7 +87,7 @@ def test_prefix_settings_check_the_init_text():
 
 def test_words_initialization_starts_from_the_words_activations():
     loaded = load_model("mini-tiny", seed=0)
-    factory = METHODS.get("prefix")()
+    factory = METHODS.get("prefix")
     context = BuildContext(loaded.tokenizer)
     ids = loaded.tokenizer.encode("table to text", add_special_tokens=False)
     with torch.no_grad():
@@ -109,7 +109,7 @@ def test_words_initialization_starts_from_the_words_activations():
 
 def test_infix_is_hidden_from_the_source():
     loaded = load_model("mini-tiny", seed=0)
-    factory = METHODS.get("infix")()
+    factory = METHODS.get("infix")
     infix = factory.build(
         loaded.model, factory.Settings(length=3, mlp_hidden=16), BuildContext(loaded.tokenizer)
     ).eval()

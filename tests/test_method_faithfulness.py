@@ -15,10 +15,12 @@ from safetensors.torch import load_file, save_file
 
 from bench.adapted import BuildContext, count
 from bench.data import DEV, TRAIN, training_pairs
-from bench.generation import DecodeConfig, generate
+from bench.encoding import encode_pair
+from bench.generation import generate
 from bench.models import load_model
 from bench.registry import METHODS, TASKS
-from bench.training import TrainConfig, encode_pair, evaluate_loss, train
+from bench.spec import DecodeConfig, TrainConfig
+from bench.training import evaluate_loss, train
 
 CPU = torch.device("cpu")
 SOURCES = [
@@ -40,7 +42,7 @@ CASES = [
 
 def build(method: str, settings: dict):
     loaded = load_model("mini-tiny", seed=0)
-    factory = METHODS.get(method)()
+    factory = METHODS.get(method)
     torch.manual_seed(0)
     model = factory.build(
         loaded.model, factory.Settings(**settings), BuildContext(loaded.tokenizer)

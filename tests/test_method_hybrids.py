@@ -10,13 +10,14 @@ import torch
 from bench.adapted import BuildContext
 from bench.data import DEV, TRAIN, training_pairs
 from bench.errors import UserError
-from bench.generation import DecodeConfig, generate
+from bench.generation import generate
 from bench.grid import expand, load_grid
 from bench.models import load_model
 from bench.registry import METHODS, TASKS
 from bench.runner import run_cells
+from bench.spec import DecodeConfig, TrainConfig
 from bench.store import Store
-from bench.training import TrainConfig, train
+from bench.training import train
 
 CPU = torch.device("cpu")
 SOURCES = [
@@ -57,7 +58,7 @@ def grid(tmp_path: Path, text: str = GRID) -> str:
 
 def adapted(method: str, context: BuildContext | None = None, **settings):
     loaded = load_model("mini-tiny", seed=0)
-    factory = METHODS.get(method)()
+    factory = METHODS.get(method)
     torch.manual_seed(0)
     context = context or BuildContext(loaded.tokenizer)
     return factory.build(loaded.model, factory.Settings(**settings), context), loaded.tokenizer

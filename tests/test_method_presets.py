@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from bench.errors import UserError
-from bench.generation import DecodeConfig, beam_search, newline_tokens
+from bench.generation import beam_search, newline_tokens
 from bench.grid import expand, load_grid
 from bench.models import load_model
 from bench.registry import METHODS
+from bench.spec import DecodeConfig
 
 
 def test_table1_has_each_method_once_per_task_with_its_hyperparameters():

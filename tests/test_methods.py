@@ -9,7 +9,7 @@ from bench.registry import METHODS
 
 
 def build(method: str, model, **settings):
-    factory = METHODS.get(method)()
+    factory = METHODS.get(method)
     return factory.build(model, factory.Settings(**settings))
 
 

@@ -18,8 +18,7 @@ import numpy as np
 import pytest
 
 from bench.metrics import text
-from bench.metrics.suites import Suite
-from bench.registry import SUITES
+from bench.metrics.suites import SUITES, Suite
 from tests.shared_data import metric_vectors_dir, shared_data_dir
 
 pytestmark = pytest.mark.slow  # JVMs and full test sets

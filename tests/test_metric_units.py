@@ -21,9 +21,9 @@ from bench.metrics.meteor import Meteor
 from bench.metrics.mteval import MtevalBleu, MtevalNist, _nist_length_penalty, closest_length
 from bench.metrics.mteval import tokenize as mteval_tokenize
 from bench.metrics.multibleu import MultiBleu
-from bench.metrics.suites import score_suite
+from bench.metrics.suites import SUITES, score_suite
 from bench.metrics.ter import Ter, edits
-from bench.registry import SUITES, TASKS
+from bench.registry import TASKS
 
 REFS = [["The cat sat on the mat.", "A cat was sitting on the mat."], ["Dogs bark at night."]]
 

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from bench.store import ParamCounts, Score, Store
-from reports.frame import results_frame
-from reports.layouts import extrapolation, lowdata, matrix, prefix_length, table1
-from reports.plots import pareto_front
-from reports.report import write_report
-from reports.table import Column, Row, Table, latex_escape, to_latex, to_markdown
+from bench.record import ParamCounts, Score
+from bench.reports.frame import results_frame
+from bench.reports.layouts import extrapolation, lowdata, matrix, prefix_length, table1
+from bench.reports.plots import pareto_front
+from bench.reports.report import write_report
+from bench.reports.table import Column, Row, Table, latex_escape, to_latex, to_markdown
+from bench.store import Store
 
 BASE = 354_823_168  # gpt2-medium
 

@@ -6,24 +6,27 @@ import pytest
 
 from bench import runner
 from bench.grid import expand, load_grid
-from bench.store import ParamCounts, Score, Store
+from bench.record import CellRecord, ParamCounts, Prediction, Score
+from bench.store import Store
 from bench.training import TrainingDiverged
 
 
 def fake_run_cell(failing: dict[int, BaseException]):
     calls = []
 
-    def run_cell(cell, store, results_dir, data_dir, provenance, progress):
+    def run_cell(cell, data_dir, dependencies, progress):
         calls.append(cell.id)
         if len(calls) in failing:
             raise failing[len(calls)]
-        store.finish_cell(
-            cell.id,
-            [Score("test", False, "bleu", 1.0, 1)],
-            ParamCounts(1, 1, 1, 1),
-            {},
-            {},
-            provenance,
+        return CellRecord(
+            cell=cell,
+            scores=[Score("test", False, "bleu", 1.0, 1)],
+            params=ParamCounts(1, 1, 1, 1),
+            losses={},
+            timings={},
+            provenance={},
+            predictions={"test": [Prediction("a source", "an output", ("a reference",))]},
+            stored=b"",
         )
 
     return run_cell, calls

@@ -2,7 +2,8 @@
 
 import pytest
 
-from bench.store import ParamCounts, Score, Store
+from bench.record import ParamCounts, Score
+from bench.store import Store
 
 CONFIG = {
     "task": "t",

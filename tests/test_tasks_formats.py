@@ -9,10 +9,10 @@ from pathlib import Path
 import datasets
 import pytest
 
-import tasks.dart
-import tasks.e2e
-import tasks.webnlg
-import tasks.xsum
+import bench.tasks.dart
+import bench.tasks.e2e
+import bench.tasks.webnlg
+import bench.tasks.xsum
 from bench.data import Example
 from bench.download import download, sources
 from bench.errors import UserError
@@ -35,7 +35,7 @@ def test_e2e_hub_rows_group_by_mr(monkeypatch):
             {"meaning_representation": "name[B], priceRange[cheap]", "human_reference": "B."},
         ]
     )
-    monkeypatch.setattr(tasks.e2e, "hub_rows", lambda *args: rows)
+    monkeypatch.setattr(bench.tasks.e2e, "hub_rows", lambda *args: rows)
     monkeypatch.setenv("BENCH_DATA_DIR", "/nonexistent")  # no files: the hub is the source
     assert TASKS.get("e2e")().load("test", None) == [
         Example("name : A | Type : pub", ("A is a pub.", "A: a pub.")),
@@ -73,7 +73,7 @@ def test_webnlg_hub_test_keeps_only_testdata_with_lex_in_eid_order(monkeypatch):
             webnlg_row("Id3", "Airport", "testdata_no_lex", []),
         ]
     )
-    monkeypatch.setattr(tasks.webnlg, "hub_rows", lambda *args: rows)
+    monkeypatch.setattr(bench.tasks.webnlg, "hub_rows", lambda *args: rows)
     monkeypatch.setenv("BENCH_DATA_DIR", "/nonexistent")
     task = TASKS.get("webnlg")()
     assert [ex.references for ex in task.load("test", None)] == [("b2", "c2"), ("a10",)]
@@ -96,7 +96,7 @@ def test_dart_hub_rows_are_columnar_and_test_merges_consecutive_duplicates(monke
             row([["A", "COUNTRY", "B"]], ["four"]),
         ]
     )
-    monkeypatch.setattr(tasks.dart, "hub_rows", lambda *args: rows)
+    monkeypatch.setattr(bench.tasks.dart, "hub_rows", lambda *args: rows)
     monkeypatch.setenv("BENCH_DATA_DIR", "/nonexistent")
     task = TASKS.get("dart")()
     assert task.load("test", None) == [
@@ -179,7 +179,7 @@ def test_xsum_jsonl_with_the_url_map_and_seeded_test_sample(tmp_path, monkeypatc
         f"http://web.archive.org/web/1/http://www.bbc.co.uk/sport/golf/{i} {i}" for i in range(30)
     ]
     (folder / "XSum-WebArxiveUrls-BBCids.txt").write_text("\n".join(urls))
-    monkeypatch.setattr(tasks.xsum, "TEST_SAMPLE", 7)
+    monkeypatch.setattr(bench.tasks.xsum, "TEST_SAMPLE", 7)
     first = TASKS.get("xsum-news-sports")().load("test_sport", tmp_path)
     assert len(first) == 7 and first == TASKS.get("xsum-news-sports")().load("test_sport", tmp_path)
     assert [int(ex.source[1:]) for ex in first] == sorted(int(ex.source[1:]) for ex in first)

@@ -11,9 +11,9 @@ import pytest
 from unidecode import unidecode
 
 from bench.registry import TASKS
-from tasks.e2e import E2E
-from tasks.webnlg import SEEN, UNSEEN, WebNLG
-from tasks.xsum import process_url
+from bench.tasks.e2e import E2E
+from bench.tasks.webnlg import SEEN, UNSEEN, WebNLG
+from bench.tasks.xsum import process_url
 from tests.shared_data import shared_data_dir
 
 

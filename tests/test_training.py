@@ -4,16 +4,18 @@ import pytest
 import torch
 
 from bench.data import DEV, TRAIN, training_pairs
+from bench.encoding import encode_pair
 from bench.models import load_model
 from bench.registry import METHODS, TASKS
-from bench.training import IGNORE, TrainConfig, TrainingDiverged, encode_pair, evaluate_loss, train
+from bench.spec import TrainConfig
+from bench.training import IGNORE, TrainingDiverged, evaluate_loss, train
 
 CPU = torch.device("cpu")
 
 
 def setup(method: str, **settings):
     loaded = load_model("mini-tiny", seed=0)
-    factory = METHODS.get(method)()
+    factory = METHODS.get(method)
     task = TASKS.get("mini-e2e")()
     pairs = training_pairs(task.load(TRAIN)[:60])
     dev = training_pairs(task.load(DEV)[:10])

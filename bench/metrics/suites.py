@@ -35,7 +35,7 @@ from bench.metrics.mteval import MtevalBleu, MtevalNist
 from bench.metrics.multibleu import MultiBleu
 from bench.metrics.rouge import RougeScore
 from bench.metrics.ter import Ter
-from bench.registry import SUITES
+from bench.registry import Registry
 
 View = tuple[list[str], list[list[str]]]
 Prepare = Callable[[Sequence[str], References], View]
@@ -78,6 +78,9 @@ class Suite:
             }
             return {name: job.result() for name, job in jobs.items()}
 
+
+
+SUITES: Registry[Suite] = Registry("metric suite", Suite, classes=False)
 
 def _check(hypotheses: Sequence[str], references: References) -> None:
     if len(hypotheses) != len(references):

@@ -11,34 +11,23 @@ exactly fine-tuning for the same seed). The whole model is stored, as for fine-t
 from __future__ import annotations
 
 import torch
-from pydantic import Field
 from torch import nn
 from transformers import PreTrainedModel
 
-from bench.adapted import (
-    IGNORE,
-    AdaptedLM,
-    Batch,
-    BuildContext,
-    Dependency,
-    Method,
-    MethodSettings,
-    target_loss,
-)
-from bench.registry import METHODS
-
-
-class CocktailSettings(MethodSettings):
-    beta: float = Field(1.0, ge=0, description="weight of the distillation (KL) term")
-    teacher: Dependency = Field(default_factory=Dependency, description="the prefix-tuned cell")
+from bench.adapted import IGNORE, AdaptedLM, Batch, BuildContext, target_loss
+from bench.methods.cocktail.config import CocktailSettings
 
 
 class CocktailLM(AdaptedLM):
-    def __init__(self, base: PreTrainedModel, teacher: AdaptedLM, beta: float) -> None:
+    def __init__(
+        self, base: PreTrainedModel, settings: CocktailSettings, context: BuildContext
+    ) -> None:
+        if "teacher" not in context.dependencies:
+            raise ValueError("a cocktail is built with its stored prefix-tuned teacher")
         super().__init__(base)
         base.requires_grad_(True)
-        self.teacher = teacher.requires_grad_(False)
-        self.beta = beta
+        self.teacher = context.dependencies["teacher"].requires_grad_(False)
+        self.beta = settings.beta
 
     def train(self, mode: bool = True) -> CocktailLM:
         super().train(mode)
@@ -60,21 +49,3 @@ class CocktailLM(AdaptedLM):
         kl = nn.functional.kl_div(student, teacher, log_target=True, reduction="batchmean")
         return loss + self.beta * kl
 
-
-@METHODS.register("cocktail")
-class Cocktail(Method):
-    Settings = CocktailSettings
-    description = "cocktail: full fine-tuning plus KL to the prefix-tuned teacher (weight beta)"
-
-    def dependencies(self, settings: CocktailSettings) -> dict[str, tuple[str, Dependency]]:
-        return {"teacher": ("prefix", settings.teacher)}
-
-    def build(
-        self,
-        base: PreTrainedModel,
-        settings: CocktailSettings,
-        context: BuildContext | None = None,
-    ) -> AdaptedLM:
-        if context is None or "teacher" not in context.dependencies:
-            raise ValueError("a cocktail is built with its stored prefix-tuned teacher")
-        return CocktailLM(base, context.dependencies["teacher"], settings.beta)

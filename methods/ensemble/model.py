@@ -10,22 +10,13 @@ theirs.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import Field
 from transformers import PreTrainedModel
 
-from bench.adapted import AdaptedLM, BuildContext, Dependency, Method, MethodSettings
-from bench.generation import Scorer
-from bench.registry import METHODS
-
-
-class EnsembleSettings(MethodSettings):
-    lam: float = Field(0.5, ge=0, le=1, description="lambda: weight of the prefix-tuned model")
-    mix: Literal["probability", "loglinear"] = Field("probability", description="how to mix")
-    prefix: Dependency = Field(default_factory=Dependency, description="the prefix-tuned cell")
-    finetune: Dependency = Field(default_factory=Dependency, description="the fine-tuned cell")
+from bench.adapted import AdaptedLM, BuildContext, Scorer
+from bench.methods.ensemble.config import EnsembleSettings
 
 
 class MixtureScorer:
@@ -58,7 +49,14 @@ class MixtureScorer:
 
 
 class EnsembleLM(AdaptedLM):
-    def __init__(self, prefix: AdaptedLM, finetuned: AdaptedLM, settings: EnsembleSettings):
+    """Built from the two stored cells (`context.dependencies`); `base` is not used."""
+
+    def __init__(
+        self, base: PreTrainedModel, settings: EnsembleSettings, context: BuildContext
+    ) -> None:
+        if set(context.dependencies) != {"prefix", "finetune"}:
+            raise ValueError("an ensemble is built from its stored prefix and finetune cells")
+        prefix, finetuned = context.dependencies["prefix"], context.dependencies["finetune"]
         super().__init__(finetuned.base)
         self.prefix_model, self.finetuned = prefix, finetuned
         self.requires_grad_(False)
@@ -79,26 +77,3 @@ class EnsembleLM(AdaptedLM):
         if state:
             raise ValueError("an ensemble stores nothing of its own")
 
-
-@METHODS.register("ensemble")
-class Ensemble(Method):
-    Settings = EnsembleSettings
-    description = (
-        "ensemble: prefix-tuned and fine-tuned next-token distributions mixed in beam search"
-    )
-    keeps_dependencies = True
-
-    def dependencies(self, settings: EnsembleSettings) -> dict[str, tuple[str, Dependency]]:
-        return {"prefix": ("prefix", settings.prefix), "finetune": ("finetune", settings.finetune)}
-
-    def build(
-        self,
-        base: PreTrainedModel,
-        settings: EnsembleSettings,
-        context: BuildContext | None = None,
-    ) -> AdaptedLM:
-        if context is None or set(context.dependencies) != {"prefix", "finetune"}:
-            raise ValueError("an ensemble is built from its stored prefix and finetune cells")
-        return EnsembleLM(
-            context.dependencies["prefix"], context.dependencies["finetune"], settings
-        )

@@ -16,32 +16,18 @@ import logging
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any
 
 import adapters
 import torch
 from adapters import DoubleSeqBnConfig, SeqBnConfig
-from pydantic import Field
 from transformers import PreTrainedModel
 
-from bench.adapted import (
-    AdaptedLM,
-    BuildContext,
-    Method,
-    MethodSettings,
-    count,
-    load_trained_state,
-    trained_state,
-)
-from bench.registry import METHODS
+from bench.adapted import AdaptedLM, BuildContext, count, load_trained_state, trained_state
+from bench.methods.adapter.config import AdapterSettings
 
 CONFIGS = {"houlsby": DoubleSeqBnConfig, "pfeiffer": SeqBnConfig}
 NAME = "bench"
-
-
-class AdapterSettings(MethodSettings):
-    config: Literal["houlsby", "pfeiffer"] = Field("houlsby", description="where adapters sit")
-    share: float = Field(0.03, gt=0, lt=1, description="target trained / base parameters")
 
 
 def reduction_factor(d_model: int, width: int) -> float:
@@ -61,7 +47,9 @@ def _quiet(logger: logging.Logger) -> Iterator[None]:
 
 
 class AdapterLM(AdaptedLM):
-    def __init__(self, base: PreTrainedModel, settings: AdapterSettings) -> None:
+    def __init__(
+        self, base: PreTrainedModel, settings: AdapterSettings, context: BuildContext
+    ) -> None:
         total = count(list(base.parameters()))
         adapters.init(base)
         super().__init__(base)
@@ -100,15 +88,3 @@ class AdapterLM(AdaptedLM):
     def load_stored(self, state: dict[str, torch.Tensor]) -> None:
         load_trained_state(self.base, state)
 
-
-@METHODS.register("adapter")
-class AdapterTuning(Method):
-    Settings = AdapterSettings
-    description = (
-        "adapter-tuning (adapters library): bottleneck adapters sized by a parameter share"
-    )
-
-    def build(
-        self, base: PreTrainedModel, settings: AdapterSettings, context: BuildContext | None = None
-    ) -> AdaptedLM:
-        return AdapterLM(base, settings)

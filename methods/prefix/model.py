@@ -23,32 +23,17 @@ code (500 Adam steps at lr 1e-4 on the squared error); a flat prefix copies them
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import Field, model_validator
 from torch import nn
 from transformers import DynamicCache, EncoderDecoderCache, PreTrainedModel
 
-from bench.adapted import AdaptedLM, BuildContext, Method, MethodSettings
+from bench.adapted import AdaptedLM, BuildContext
 from bench.errors import UserError
-from bench.registry import METHODS
+from bench.methods.prefix.config import PrefixSettings
 
 INIT_STEPS, INIT_LR = 500, 1e-4
-
-
-class PrefixSettings(MethodSettings):
-    length: int = Field(10, ge=1, description="prefix length L")
-    mlp_hidden: int = Field(512, ge=1, description="hidden size h of the reparametrization MLP")
-    flat: bool = Field(False, description="optimize the activations directly, without the MLP")
-    init: Literal["random", "words"] = Field("random", description="how the prefix starts")
-    init_text: str | None = Field(None, description="init: words: the words, e.g. 'summarize'")
-
-    @model_validator(mode="after")
-    def _text_for_words(self) -> PrefixSettings:
-        if (self.init == "words") != (self.init_text is not None):
-            raise ValueError("init_text is needed by init: words, and only by it")
-        return self
 
 
 class Activations(nn.Module):
@@ -122,7 +107,9 @@ def layer_cache(kv: torch.Tensor, batch_size: int) -> DynamicCache:
 
 
 class PrefixLM(AdaptedLM):
-    def __init__(self, base: PreTrainedModel, settings: PrefixSettings) -> None:
+    def __init__(
+        self, base: PreTrainedModel, settings: PrefixSettings, context: BuildContext
+    ) -> None:
         super().__init__(base)
         base.requires_grad_(False)
         config = base.config
@@ -141,6 +128,8 @@ class PrefixLM(AdaptedLM):
                     )
                 }
             )
+            if settings.init == "words":
+                self.init_from_words(context.tokenizer, settings.init_text)
             return
         d = config.d_model
         self.cross_prefix_length = settings.length
@@ -157,6 +146,8 @@ class PrefixLM(AdaptedLM):
         base.get_decoder().embed_positions.register_forward_pre_hook(
             self._decoder_positions_from_zero, with_kwargs=True
         )
+        if settings.init == "words":
+            raise UserError("prefix init: words is implemented for decoder-only models")
 
     # --- the prefix in the cache ------------------------------------------------------------
     def prefix_cache(self, batch_size: int) -> DynamicCache | EncoderDecoderCache:
@@ -203,8 +194,8 @@ class PrefixLM(AdaptedLM):
 
     # --- initialization, storage ------------------------------------------------------------
     def init_from_words(self, tokenizer: Any, text: str) -> None:
-        if self.is_encoder_decoder:
-            raise UserError("prefix init: words is implemented for decoder-only models")
+        if tokenizer is None:
+            raise UserError("init: words needs the model's tokenizer")
         ids = tokenizer.encode(text, add_special_tokens=False)
         if not ids:
             raise UserError(f"prefix init_text {text!r} has no tokens")
@@ -235,18 +226,3 @@ class PrefixLM(AdaptedLM):
         for name, site in self.sites.items():
             site.load(state[name])
 
-
-@METHODS.register("prefix")
-class PrefixTuning(Method):
-    Settings = PrefixSettings
-    description = "prefix-tuning: trained key/value prefix in every layer (MLP reparametrized)"
-
-    def build(
-        self, base: PreTrainedModel, settings: PrefixSettings, context: BuildContext | None = None
-    ) -> AdaptedLM:
-        model = PrefixLM(base, settings)
-        if settings.init == "words":
-            if context is None or context.tokenizer is None:
-                raise UserError("prefix init: words needs the model's tokenizer")
-            model.init_from_words(context.tokenizer, settings.init_text)
-        return model

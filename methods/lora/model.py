@@ -15,25 +15,17 @@ from peft import (
     inject_adapter_in_model,
     set_peft_model_state_dict,
 )
-from pydantic import Field
 from transformers import PreTrainedModel
 from transformers.pytorch_utils import Conv1D
 
-from bench.adapted import AdaptedLM, BuildContext, Method, MethodSettings
-from bench.registry import METHODS
-
-
-class LoraSettings(MethodSettings):
-    rank: int = Field(8, ge=1, description="rank r of the update")
-    alpha: float = Field(16.0, gt=0, description="scaling: the update is multiplied by alpha / r")
-    dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the LoRA input")
-    target_modules: tuple[str, ...] | None = Field(
-        None, description="module names to adapt; PEFT's default for the architecture if unset"
-    )
+from bench.adapted import AdaptedLM, BuildContext
+from bench.methods.lora.config import LoraSettings
 
 
 class LoraLM(AdaptedLM):
-    def __init__(self, base: PreTrainedModel, settings: LoraSettings) -> None:
+    def __init__(
+        self, base: PreTrainedModel, settings: LoraSettings, context: BuildContext
+    ) -> None:
         config = LoraConfig(
             r=settings.rank,
             lora_alpha=settings.alpha,
@@ -53,13 +45,3 @@ class LoraLM(AdaptedLM):
         if result.unexpected_keys:
             raise ValueError(f"stored state does not fit: unexpected {result.unexpected_keys}")
 
-
-@METHODS.register("lora")
-class Lora(Method):
-    Settings = LoraSettings
-    description = "LoRA (PEFT): trained low-rank updates of the attention projections"
-
-    def build(
-        self, base: PreTrainedModel, settings: LoraSettings, context: BuildContext | None = None
-    ) -> AdaptedLM:
-        return LoraLM(base, settings)

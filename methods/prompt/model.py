@@ -12,23 +12,18 @@ as for prefix-tuning. Decoder-only models only.
 from __future__ import annotations
 
 import torch
-from pydantic import Field
 from torch import nn
 from transformers import DynamicCache, PreTrainedModel
 
-from bench.adapted import AdaptedLM, BuildContext, Method, MethodSettings
+from bench.adapted import AdaptedLM, BuildContext
 from bench.errors import UserError
-from bench.registry import METHODS
-
-
-class PromptSettings(MethodSettings):
-    length: int = Field(10, ge=1, description="number of virtual tokens L (the paper: 1, 10, 20)")
-    mlp_hidden: int = Field(512, ge=1, description="hidden size h of the reparametrization MLP")
-    flat: bool = Field(False, description="optimize the embeddings directly, without the MLP")
+from bench.methods.prompt.config import PromptSettings
 
 
 class PromptLM(AdaptedLM):
-    def __init__(self, base: PreTrainedModel, settings: PromptSettings) -> None:
+    def __init__(
+        self, base: PreTrainedModel, settings: PromptSettings, context: BuildContext
+    ) -> None:
         super().__init__(base)
         if self.is_encoder_decoder:
             raise UserError("the embedding-only prefix (prompt) is for decoder-only models")
@@ -74,13 +69,3 @@ class PromptLM(AdaptedLM):
         self.embeddings = nn.Parameter(state["embeddings"].clone(), requires_grad=False)
         self.mlp = None
 
-
-@METHODS.register("prompt")
-class PromptTuning(Method):
-    Settings = PromptSettings
-    description = "embedding-only prefix (prompt tuning): L trained input embeddings"
-
-    def build(
-        self, base: PreTrainedModel, settings: PromptSettings, context: BuildContext | None = None
-    ) -> AdaptedLM:
-        return PromptLM(base, settings)

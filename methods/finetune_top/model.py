@@ -11,25 +11,12 @@ decoder layers. Only what is trained is stored.
 from __future__ import annotations
 
 import torch
-from pydantic import Field
 from torch import nn
 from transformers import PreTrainedModel
 
-from bench.adapted import (
-    AdaptedLM,
-    BuildContext,
-    Method,
-    MethodSettings,
-    load_trained_state,
-    trained_state,
-)
+from bench.adapted import AdaptedLM, BuildContext, load_trained_state, trained_state
 from bench.errors import UserError
-from bench.registry import METHODS
-
-
-class FinetuneTopSettings(MethodSettings):
-    k: int = Field(2, ge=1, description="number of top blocks trained")
-    embeddings: bool = Field(False, description="also train the (tied) token embeddings")
+from bench.methods.finetune_top.config import FinetuneTopSettings
 
 
 def top_modules(base: PreTrainedModel, k: int) -> list[nn.Module]:
@@ -47,7 +34,9 @@ def top_modules(base: PreTrainedModel, k: int) -> list[nn.Module]:
 
 
 class TopLM(AdaptedLM):
-    def __init__(self, base: PreTrainedModel, settings: FinetuneTopSettings) -> None:
+    def __init__(
+        self, base: PreTrainedModel, settings: FinetuneTopSettings, context: BuildContext
+    ) -> None:
         super().__init__(base)
         base.requires_grad_(False)
         for module in top_modules(base, settings.k):
@@ -61,16 +50,3 @@ class TopLM(AdaptedLM):
     def load_stored(self, state: dict[str, torch.Tensor]) -> None:
         load_trained_state(self.base, state)
 
-
-@METHODS.register("finetune-top")
-class FinetuneTop(Method):
-    Settings = FinetuneTopSettings
-    description = "FT-top: only the top k blocks (and the final layer norm) trained and stored"
-
-    def build(
-        self,
-        base: PreTrainedModel,
-        settings: FinetuneTopSettings,
-        context: BuildContext | None = None,
-    ) -> AdaptedLM:
-        return TopLM(base, settings)

@@ -12,22 +12,21 @@ from __future__ import annotations
 import torch
 from transformers import DynamicCache, PreTrainedModel
 
-from bench.adapted import AdaptedLM, BuildContext, Method, Source
+from bench.adapted import BuildContext, Source
 from bench.errors import UserError
-from bench.registry import METHODS
-from methods.prefix import PrefixLM, PrefixSettings
-
-
-class InfixSettings(PrefixSettings):
-    pass
+from bench.methods.infix.config import InfixSettings
+from bench.methods.prefix.model import PrefixLM
 
 
 class InfixLM(PrefixLM):
-    def __init__(self, base: PreTrainedModel, settings: InfixSettings, separator: int | None):
+    def __init__(
+        self, base: PreTrainedModel, settings: InfixSettings, context: BuildContext
+    ) -> None:
         if base.config.is_encoder_decoder:
             raise UserError("infix-tuning is for decoder-only models")
-        super().__init__(base, settings)
-        self.separator = separator
+        super().__init__(base, settings, context)
+        tokenizer = context.tokenizer
+        self.separator = tokenizer.eos_token_id if tokenizer is not None else None
 
     def forward(
         self,
@@ -70,19 +69,3 @@ class InfixLM(PrefixLM):
         )
         return out.logits, out.past_key_values
 
-
-@METHODS.register("infix")
-class InfixTuning(Method):
-    Settings = InfixSettings
-    description = "infix-tuning: trained activations between the source and the target"
-
-    def build(
-        self, base: PreTrainedModel, settings: InfixSettings, context: BuildContext | None = None
-    ) -> AdaptedLM:
-        tokenizer = context.tokenizer if context is not None else None
-        model = InfixLM(base, settings, tokenizer.eos_token_id if tokenizer else None)
-        if settings.init == "words":
-            if tokenizer is None:
-                raise UserError("infix init: words needs the model's tokenizer")
-            model.init_from_words(tokenizer, settings.init_text)
-        return model

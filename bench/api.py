@@ -1,0 +1,94 @@
+"""The Python API, for notebooks and scripts: run a grid, and read results as a DataFrame.
+
+    import bench
+
+    run = bench.run_grid("mini", results_dir="results")      # as `python -m bench run --grid`
+    frame = bench.load_results("results", grid="mini")       # one row per cell, split, metric
+
+`import bench` stays light: these functions import the engine (torch) and pandas when called.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from rich.console import Console
+
+    from bench.runner import RunSummary
+    from bench.spec import GridSpec
+
+
+@dataclass
+class GridRun:
+    """What `run_grid` did: the grid as run, the cells run, skipped and failed, the report."""
+
+    spec: GridSpec
+    summary: RunSummary
+    report: Path  # the report's index.html
+    seconds: float
+
+
+def run_grid(
+    grid: str | Path = "mini",
+    results_dir: str | Path = "results",
+    data_dir: str | Path | None = None,
+    model: str | None = None,
+    force: bool = False,
+    plugins: tuple[str, ...] = (),
+    console: Console | None = None,
+) -> GridRun:
+    """Run a grid (a preset name or a YAML path): every cell not yet in `results_dir`'s store is
+    trained and evaluated, then the grid's report is written. Bad input raises
+    `bench.errors.UserError` before anything is written; Ctrl-C (KeyboardInterrupt) leaves every
+    finished cell stored."""
+    from rich.console import Console
+
+    from bench.errors import UserError
+    from bench.grid import expand, load_grid
+    from bench.models import check_available
+    from bench.progress import make_progress
+    from bench.reports.report import write_report
+    from bench.runner import check_data, run_cells
+    from bench.store import Store
+
+    results, data = Path(results_dir), Path(data_dir) if data_dir is not None else None
+    spec, spec_text = load_grid(str(grid), model, plugins)
+    check_available(spec.model)
+    if data is not None and not data.is_dir():
+        raise UserError(f"--data-dir {data} is not a directory")
+    cells = expand(spec)
+    finished = set() if force else Store.finished_cells(results / "bench.sqlite")
+    check_data([c for c in cells if c.id not in finished], data)
+    store = Store(results / "bench.sqlite")
+    try:
+        store.register_grid(spec.name, spec_text, [c.id for c in cells])
+        started = time.time()
+        with make_progress(console or Console(stderr=True)) as progress:
+            summary = run_cells(cells, store, results, data, force, progress)
+        report = write_report(store, spec.name, results / "reports" / spec.name)
+    finally:
+        store.close()
+    return GridRun(spec, summary, report, time.time() - started)
+
+
+def load_results(results_dir: str | Path = "results", grid: str | None = None) -> pd.DataFrame:
+    """The finished cells' scores, one row per (cell, split, metric), read-only.
+
+    Columns: grid, cell, task, split, ood (bool), method, label, settings (dict), model,
+    checkpoint, seed, n_train, metric, value / low / high (on the paper's scale, e.g. E2E BLEU
+    x 100; `low`-`high` is the 95% bootstrap interval), n (inputs scored), trained_params,
+    stored_params, total_params, stored_bytes, higher_is_better, row (the report's row label).
+    """
+    from bench.reports.frame import results_frame
+    from bench.store import Store
+
+    store = Store.open_existing(Path(results_dir))
+    try:
+        return results_frame(store, grid)
+    finally:
+        store.close()

@@ -1,0 +1,305 @@
+"""One cell, start to finish, as a function: `run_cell(cell, data_dir, dependencies) -> CellRecord`.
+
+Named phases, in order: prepare the data, build the model and method, train, generate on every
+eval split (each distinct input once), score, package the record. It reads the task's data, the
+base model, and the folders of the stored cells a hybrid reuses, and writes nothing: the driver
+(`bench.runner`) writes the record (`bench.store.write_record`), so the same function runs in a
+worker process or on another machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import random
+import subprocess
+import time
+from dataclasses import dataclass
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+from safetensors.torch import save as serialize
+
+from bench.adapted import AdaptedLM, BuildContext, count
+from bench.data import DEV, TRAIN, Example, Task, low_data_subset, training_pairs
+from bench.generation import generate
+from bench.metrics.suites import score_suite
+from bench.models import LoadedModel, load_model
+from bench.progress import Progress
+from bench.record import STORED, CellRecord, ParamCounts, Prediction, Score
+from bench.registry import METHODS, TASKS
+from bench.spec import Cell, TrainConfig
+from bench.training import TrainResult, train
+
+PACKAGES = ("torch", "transformers", "tokenizers", "adapters", "peft", "sacrebleu", "rouge-score")
+
+
+@dataclass
+class CellData:
+    task: Task
+    train: list[Example]
+    dev: list[Example]
+    eval: dict[str, list[Example]]  # split -> its first `eval_limit` inputs
+    files: dict[str, str]  # path -> sha256 of every data file read
+
+
+@dataclass
+class BuiltModel:
+    loaded: LoadedModel
+    model: AdaptedLM
+    dependencies: dict[str, AdaptedLM]
+    total: int  # parameters of the base
+    trained: int  # parameters the optimizer updates
+    train_config: TrainConfig  # the cell's, with sources cut to fit the model's positions
+    device: torch.device
+
+
+def run_cell(
+    cell: Cell,
+    data_dir: Path | None,
+    dependencies: dict[str, Path] | None = None,
+    progress: Progress | None = None,
+) -> CellRecord:
+    """Train and evaluate `cell`. `dependencies` maps a hybrid's roles to the folders of the
+    finished cells it reuses (`cell.depends`)."""
+    clock = time.time()
+    seed_everything(cell.seed)
+    data = prepare_data(cell, data_dir)
+    built = build(cell, dependencies or {}, progress)
+    timings = {"setup": time.time() - clock}
+    result = train_model(cell, data, built, progress)
+    timings["train"] = result.seconds
+    built.model.finalize()
+    clock = time.time()
+    outputs = generate_outputs(cell, data, built, progress)
+    timings["generate"] = time.time() - clock
+    clock = time.time()
+    scores, notes = score_outputs(cell, data, outputs)
+    timings["score"] = time.time() - clock
+    return package(cell, data, built, result, outputs, scores, notes, timings, dependencies or {})
+
+
+def prepare_data(cell: Cell, data_dir: Path | None) -> CellData:
+    task = TASKS.get(cell.task)()
+    # Low-data subsets depend on the sample index, not the training seed: the paper trains each
+    # of its sampled datasets with several seeds.
+    train_examples = low_data_subset(task.load(TRAIN, data_dir), cell.n_train, cell.sample)
+    dev_examples = task.load(DEV, data_dir)
+    if cell.n_train is not None:  # the paper's low-data dev set: 30% of the training size
+        dev_examples = low_data_subset(dev_examples, max(1, int(0.3 * cell.n_train)), cell.sample)
+    evaluated = {split: task.load(split, data_dir)[: cell.eval_limit] for split in cell.splits}
+    files = {str(p): sha256(p) for p in task.data_files(data_dir)}
+    return CellData(task, train_examples, dev_examples, evaluated, files)
+
+
+def build(cell: Cell, dependencies: dict[str, Path], progress: Progress | None) -> BuiltModel:
+    run_device = device()
+    loaded = load_model(cell.model, cell.seed, progress)
+    method = METHODS.get(cell.method)
+    total = count(list(loaded.model.parameters()))
+    reused = {
+        role: load_stored_model(folder).to(run_device) for role, folder in dependencies.items()
+    }
+    model = method.build(
+        loaded.model,
+        method.Settings.model_validate(cell.settings),
+        BuildContext(loaded.tokenizer, reused),
+    )
+    model.to(run_device)
+    return BuiltModel(
+        loaded,
+        model,
+        reused,
+        total,
+        count(model.trainable_parameters()),
+        fit_to_positions(cell, loaded.model.config, model.prefix_length),
+        run_device,
+    )
+
+
+def train_model(
+    cell: Cell, data: CellData, built: BuiltModel, progress: Progress | None
+) -> TrainResult:
+    if not built.trained:  # an ensemble only decodes its dependencies
+        return TrainResult(steps=0, seconds=0.0)
+    return train(
+        built.model,
+        built.loaded.tokenizer,
+        training_pairs(data.train),
+        training_pairs(data.dev),
+        built.train_config,
+        cell.seed,
+        built.device,
+        progress,
+    )
+
+
+def generate_outputs(
+    cell: Cell, data: CellData, built: BuiltModel, progress: Progress | None
+) -> dict[str, str]:
+    """Source -> output, each distinct source of every eval split decoded once."""
+    sources = list(dict.fromkeys(ex.source for exs in data.eval.values() for ex in exs))
+    outputs = generate(
+        built.model,
+        built.loaded.tokenizer,
+        sources,
+        cell.decode,
+        built.train_config.max_source_tokens,
+        built.device,
+        progress,
+    )
+    return dict(zip(sources, outputs, strict=True))
+
+
+def score_outputs(
+    cell: Cell, data: CellData, outputs: dict[str, str]
+) -> tuple[list[Score], list[str]]:
+    """The task's metric suite on every split; a metric that cannot run (no Java, say) is a
+    note for the user, never a stored 0."""
+    scores, notes = [], []
+    for split, examples in data.eval.items():
+        hypotheses = [outputs[ex.source] for ex in examples]
+        values = score_suite(data.task.suite, hypotheses, [ex.references for ex in examples])
+        ood = data.task.split(split).ood
+        for name, score in values.items():
+            if score.value is None:
+                notes.append(f"{name} unavailable on {cell.task} {split}: {score.unavailable}")
+            else:
+                scores.append(
+                    Score(split, ood, name, score.value, len(examples), score.low, score.high)
+                )
+    return scores, notes
+
+
+def package(
+    cell: Cell,
+    data: CellData,
+    built: BuiltModel,
+    result: TrainResult,
+    outputs: dict[str, str],
+    scores: list[Score],
+    notes: list[str],
+    timings: dict[str, float],
+    dependencies: dict[str, Path],
+) -> CellRecord:
+    stored = {k: v.contiguous().cpu() for k, v in built.model.stored_state().items()}
+    blob = serialize(stored)
+    stored_count, stored_bytes = count(stored), len(blob)
+    if METHODS.get(cell.method).keeps_dependencies:  # it decodes with their checkpoints
+        for role, dependency in built.dependencies.items():
+            stored_count += count(dependency.stored_state())
+            stored_bytes += (dependencies[role] / STORED).stat().st_size
+    return CellRecord(
+        cell=cell,
+        scores=scores,
+        params=ParamCounts(built.trained, stored_count, built.total, stored_bytes),
+        losses={"train": result.losses, "dev": result.dev_losses},
+        timings=timings,
+        provenance={
+            **collect_provenance(),
+            "checkpoint": built.loaded.checkpoint,
+            "data_sha256": data.files,
+            "data_recipe": data.task.recipe(),
+            "train_examples": len(data.train),
+            "train_steps": result.steps,
+            "derived_settings": built.model.derived_settings(),
+            "depends": cell.depends,
+        },
+        predictions={
+            split: [Prediction(ex.source, outputs[ex.source], ex.references) for ex in examples]
+            for split, examples in data.eval.items()
+        },
+        stored=blob,
+        notes=notes,
+    )
+
+
+def load_stored_model(folder: Path) -> AdaptedLM:
+    """A finished cell's model from its folder: its method on a fresh base, with its stored
+    weights."""
+    cell = Cell.model_validate_json((folder / "cell.json").read_text())
+    loaded = load_model(cell.model, cell.seed)
+    method = METHODS.get(cell.method)
+    model = method.build(
+        loaded.model, method.Settings.model_validate(cell.settings), BuildContext(loaded.tokenizer)
+    )
+    model.load_stored(load_file(folder / STORED))
+    model.eval()
+    return model
+
+
+def fit_to_positions(cell: Cell, config: Any, prefix_length: int) -> TrainConfig:
+    """The cell's training config with sources cut to fit the model's positions: a decoder-only
+    model sees prefix + source + target (or generated tokens) in one window, so long inputs
+    (WebNLG's 7-triple sets on a small model) are truncated rather than indexing past it."""
+    if getattr(config, "is_encoder_decoder", False):
+        window = getattr(config, "max_position_embeddings", cell.train.max_source_tokens)
+        return cell.train.model_copy(
+            update={"max_source_tokens": min(cell.train.max_source_tokens, window)}
+        )
+    window = getattr(config, "n_positions", None) or config.max_position_embeddings
+    target = max(cell.train.max_target_tokens, cell.decode.max_new_tokens)
+    budget = max(8, window - prefix_length - target)
+    return cell.train.model_copy(
+        update={"max_source_tokens": min(cell.train.max_source_tokens, budget)}
+    )
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@cache
+def collect_provenance() -> dict[str, Any]:
+    """Package versions, git sha and hardware of the process that runs cells (once per
+    process: a worker reports its own machine)."""
+    versions = {}
+    for package in PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "versions": {"python": platform.python_version(), **versions},
+        "git_sha": _git_sha(),
+        "hardware": {
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        },
+    }
+
+
+def _git_sha() -> str | None:
+    try:
+        run = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            timeout=5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return run.stdout.strip() or None

@@ -1,0 +1,11 @@
+"""Full fine-tuning: every base parameter is trained and the whole model is stored."""
+
+from bench.methods.finetune.config import FinetuneSettings
+from bench.registry import register_method
+
+register_method(
+    "finetune",
+    FinetuneSettings,
+    "bench.methods.finetune.model:FinetunedLM",
+    description="full fine-tuning: all parameters trained and stored",
+)

@@ -1,0 +1,11 @@
+"""LoRA (Hu et al., 2021) through PEFT: trained low-rank updates of the attention projections."""
+
+from bench.methods.lora.config import LoraSettings
+from bench.registry import register_method
+
+register_method(
+    "lora",
+    LoraSettings,
+    "bench.methods.lora.model:LoraLM",
+    description="LoRA (PEFT): trained low-rank updates of the attention projections",
+)

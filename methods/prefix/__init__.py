@@ -1,0 +1,11 @@
+"""Prefix-tuning (Li & Liang, 2021), as in the paper and its code, for GPT-2 and BART."""
+
+from bench.methods.prefix.config import PrefixSettings
+from bench.registry import register_method
+
+register_method(
+    "prefix",
+    PrefixSettings,
+    "bench.methods.prefix.model:PrefixLM",
+    description="prefix-tuning: trained key/value prefix in every layer (MLP reparametrized)",
+)

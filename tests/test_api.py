@@ -1,0 +1,73 @@
+"""The Python API (`bench.run_grid`, `bench.load_results`) and the cell as a pure function."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from safetensors.torch import load
+
+import bench
+from bench.cell import run_cell
+from bench.grid import expand, load_grid
+from bench.store import Store, cell_dir, predictions_file, write_record
+from tests.conftest import TINY_GRID
+
+E2E_ONLY = TINY_GRID[: TINY_GRID.index("  - name: mini-webnlg")] + TINY_GRID[
+    TINY_GRID.index("methods:") :
+]
+
+
+@pytest.mark.slow
+def test_run_a_grid_from_python_then_read_its_results_as_a_frame(tmp_path):
+    grid = tmp_path / "e2e.yaml"
+    grid.write_text(E2E_ONLY.replace("name: tiny", "name: tiny-e2e"))
+    run = bench.run_grid(grid, results_dir=tmp_path / "r")
+    assert [c.method for c in run.summary.done] == ["finetune", "prefix"] and not run.summary.failed
+    assert run.report.name == "index.html" and run.report.is_file()
+
+    database = tmp_path / "r" / "bench.sqlite"
+    before = database.stat().st_mtime_ns, database.read_bytes()
+    frame = bench.load_results(tmp_path / "r", grid="tiny-e2e")
+    assert (database.stat().st_mtime_ns, database.read_bytes()) == before  # reading never writes
+    assert len(frame) == 2 * 2  # two cells x one split x (bleu, rouge_l)
+    assert {"method", "settings", "seed", "n_train", "ood", "split", "metric", "value"} <= set(
+        frame.columns
+    )
+    assert {"trained_params", "stored_params", "total_params"} <= set(frame.columns)
+    prefix = frame[frame["method"] == "prefix"].iloc[0]
+    assert prefix["settings"]["length"] == 4 and prefix["n_train"] == 40 and not prefix["ood"]
+    assert prefix["stored_params"] < prefix["trained_params"] < prefix["total_params"]
+
+    again = bench.run_grid(grid, results_dir=tmp_path / "r")
+    assert len(again.summary.skipped) == 2 and not again.summary.done
+
+
+@pytest.mark.slow
+def test_a_cell_is_computed_without_writing_and_its_record_written_in_one_place(
+    tmp_path, tiny_grid, monkeypatch
+):
+    cell = next(c for c in expand(load_grid(str(tiny_grid))[0]) if c.method == "prefix")
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    record = run_cell(cell, None)
+    assert set(tmp_path.iterdir()) == {tmp_path / "cwd", tiny_grid}  # nothing written
+    assert list((tmp_path / "cwd").iterdir()) == []
+    assert record.cell == cell and record.timings.keys() == {"setup", "train", "generate", "score"}
+    assert {s.metric for s in record.scores} == {"bleu", "rouge_l"}
+    assert len(record.predictions["test"]) == cell.eval_limit
+    weights = load(record.stored)
+    assert set(weights) == {"prefix"} and record.params.stored == weights["prefix"].numel()
+    assert record.params.stored_bytes == len(record.stored)
+    assert record.provenance["train_examples"] == 40 and record.losses["train"]
+
+    store = Store(tmp_path / "r" / "bench.sqlite")
+    store.start_cell(cell.id, cell.model_dump(mode="json"))
+    write_record(store, tmp_path / "r", record)
+    assert store.status(cell.id) == "done"
+    folder = cell_dir(tmp_path / "r", cell.id)
+    lines = predictions_file(folder, "test").read_text().splitlines()
+    assert [json.loads(line)["prediction"] for line in lines] == [
+        p.prediction for p in record.predictions["test"]
+    ]
+    assert (folder / "stored.safetensors").read_bytes() == record.stored
