@@ -1,10 +1,12 @@
-"""The contract between methods and the engine: an adapted language model.
+"""The contract between methods and the engine: an adapted language model. The bottom layer of
+the engine: training (`bench.training`) and decoding (`bench.generation`) sit above it.
 
-A method (in `methods/`) wraps a base model into an `AdaptedLM`. The training loop and the
-decoder only talk to this interface, so a method decides what is trained (`requires_grad`), what
-is stored after training (`stored_state`), and what the model sees before the input (a prefix of
-key/value activations, for prefix-tuning), while position handling, padding, caching and the
-difference between decoder-only and encoder-decoder models live here once.
+A method's `model.py` (in `methods/`) wraps a base model into an `AdaptedLM`. The training loop
+and the decoder only talk to this interface, so a method decides what is trained
+(`requires_grad`), what is stored after training (`stored_state`), and what the model sees
+before the input (a prefix of key/value activations, for prefix-tuning), while position
+handling, padding, caching and the difference between decoder-only and encoder-decoder models
+live here once.
 
 Decoder-only models see `source <eos> target` as one sequence. Encoder-decoder models (BART) read
 the source in the encoder and the decoder sees `<start> target`; `forward` then takes the source

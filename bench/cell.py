@@ -9,7 +9,6 @@ worker process or on another machine.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 import random
@@ -28,6 +27,7 @@ from safetensors.torch import save as serialize
 
 from bench.adapted import AdaptedLM, BuildContext, count
 from bench.data import DEV, TRAIN, Example, Task, low_data_subset, training_pairs
+from bench.datafiles import file_sha256
 from bench.generation import generate
 from bench.metrics.suites import score_suite
 from bench.models import LoadedModel, load_model
@@ -94,7 +94,7 @@ def prepare_data(cell: Cell, data_dir: Path | None) -> CellData:
     if cell.n_train is not None:  # the paper's low-data dev set: 30% of the training size
         dev_examples = low_data_subset(dev_examples, max(1, int(0.3 * cell.n_train)), cell.sample)
     evaluated = {split: task.load(split, data_dir)[: cell.eval_limit] for split in cell.splits}
-    files = {str(p): sha256(p) for p in task.data_files(data_dir)}
+    files = {str(p): file_sha256(p) for p in task.data_files(data_dir)}
     return CellData(task, train_examples, dev_examples, evaluated, files)
 
 
@@ -259,14 +259,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @cache

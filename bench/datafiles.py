@@ -8,6 +8,7 @@ with the path (and the line or entry when known), so `bench` can exit 2 instead 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import re
@@ -28,6 +29,15 @@ def default_data_dir() -> Path:
     from bench.mini.config import cache_root
 
     return cache_root() / "data"
+
+
+def file_sha256(path: Path) -> str:
+    """A data file's sha256, read in 1 MiB blocks: recorded with every cell, checked on download."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def data_root(data_dir: Path | None) -> Path:

@@ -11,7 +11,6 @@ so a failed download never leaves a half-written file where a loader would read 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from bench.datafiles import file_sha256
 from bench.errors import UserError
 
 GITHUB_RAW = "https://raw.githubusercontent.com/"
@@ -55,20 +55,12 @@ def sources(task: str) -> list[Source]:
     ]
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def download(task: str, to: Path, say: Callable[[str], None] = print) -> list[Path]:
     """Fetch every file of `task` into `to`; verified files already there are kept."""
     fetched = []
     for source in sources(task):
         target = to / source.path
-        if target.exists() and source.sha256 and sha256_of(target) == source.sha256:
+        if target.exists() and source.sha256 and file_sha256(target) == source.sha256:
             say(f"ok       {source.path} (already there, sha256 verified)")
             fetched.append(target)
             continue
@@ -87,7 +79,7 @@ def download(task: str, to: Path, say: Callable[[str], None] = print) -> list[Pa
                 f"could not fetch {source.url} ({reason}); check the network (or set "
                 f"{MIRROR_ENV} to a mirror), or copy the official files into {to} by hand"
             ) from None
-        digest = sha256_of(partial)
+        digest = file_sha256(partial)
         if source.sha256 and digest != source.sha256:
             partial.unlink()
             raise UserError(
