@@ -41,27 +41,32 @@ def run_grid(
     force: bool = False,
     plugins: tuple[str, ...] = (),
     console: Console | None = None,
+    checkpoint_minutes: float = 10.0,
 ) -> GridRun:
     """Run a grid (a preset name or a YAML path): every cell not yet in `results_dir`'s store is
     trained and evaluated, then the grid's report is written. Bad input raises
     `bench.errors.UserError` before anything is written; Ctrl-C (KeyboardInterrupt) leaves every
-    finished cell stored."""
+    finished cell stored, and a running cell's training state (saved every
+    `checkpoint_minutes`), where the next run resumes."""
     from rich.console import Console
 
+    from bench.checkpoints import window
     from bench.errors import UserError
-    from bench.grid import expand, load_grid
-    from bench.models import check_available
+    from bench.grid import check_lengths, expand, load_grid
+    from bench.models import check_available, hub_window
     from bench.progress import make_progress
     from bench.reports.report import write_report
     from bench.runner import check_data, run_cells
-    from bench.store import Store
+    from bench.store import Store, check_results_dir
 
     results, data = Path(results_dir), Path(data_dir) if data_dir is not None else None
     spec, spec_text = load_grid(str(grid), model, plugins)
+    check_results_dir(results)
     check_available(spec.model)
     if data is not None and not data.is_dir():
         raise UserError(f"--data-dir {data} is not a directory")
     cells = expand(spec)
+    check_lengths(cells, *(window(spec.model) or hub_window(spec.model)))
     finished = set() if force else Store.finished_cells(results / "bench.sqlite")
     check_data([c for c in cells if c.id not in finished], data)
     store = Store(results / "bench.sqlite")
@@ -69,7 +74,9 @@ def run_grid(
         store.register_grid(spec.name, spec_text, [c.id for c in cells])
         started = time.time()
         with make_progress(console or Console(stderr=True)) as progress:
-            summary = run_cells(cells, store, results, data, force, progress)
+            summary = run_cells(
+                cells, store, results, data, force, progress, checkpoint_minutes
+            )
         report = write_report(store, spec.name, results / "reports" / spec.name)
     finally:
         store.close()

@@ -142,10 +142,7 @@ def _names(names: list[str]) -> str:
 def _read_results_dir(results_dir: Path, grid: str | None) -> list[CellResults]:
     store = Store.open_existing(results_dir)
     try:
-        if grid is not None and store.grid_spec(grid) is None:
-            raise UserError(
-                f"no grid {grid!r} in {results_dir}; grids there: {_names(store.grids())}"
-            )
+        store.check_grid(grid)
         grids: dict[str, list[str]] = {}
         scores: dict[str, dict[str, dict[str, StoredScore]]] = {}
         params: dict[str, dict[str, int]] = {}
@@ -184,9 +181,16 @@ def _read_predictions(results_dir: Path, cell: str, splits: list[str]) -> dict[s
     outputs = {}
     for split in splits:
         path = predictions_file(cell_dir(results_dir, cell), split)
-        if path.is_file():
-            with path.open() as lines:
+        if not path.is_file():
+            continue
+        try:
+            with path.open(encoding="utf-8") as lines:
                 outputs[split] = _split_outputs([json.loads(line) for line in lines])
+        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as error:
+            raise UserError(
+                f"{path} is malformed ({type(error).__name__}: {error}); rerun the cell with "
+                "--force, or remove it from the results directory"
+            ) from None
     return outputs
 
 
@@ -213,18 +217,23 @@ def _read_bundle(path: Path) -> list[CellResults]:
         )
     if bundle["format"] != FORMAT:
         raise UserError(f"{path} is a {bundle['format']} bundle; this version reads {FORMAT}")
-    return [
-        CellResults(
-            id=cell["id"],
-            config=cell["config"],
-            grids=cell["grids"],
-            provenance=cell["provenance"],
-            params=cell["params"],
-            scores=_bundle_scores(cell["scores"]),
-            outputs={split: _split_outputs(rows) for split, rows in cell["predictions"].items()},
-        )
-        for cell in bundle["cells"]
-    ]
+    try:
+        return [
+            CellResults(
+                id=cell["id"],
+                config=cell["config"],
+                grids=cell["grids"],
+                provenance=cell["provenance"],
+                params=cell["params"],
+                scores=_bundle_scores(cell["scores"]),
+                outputs={s: _split_outputs(rows) for s, rows in cell["predictions"].items()},
+            )
+            for cell in bundle["cells"]
+        ]
+    except (KeyError, TypeError, AttributeError) as error:
+        raise UserError(
+            f"{path} is a damaged bundle ({type(error).__name__}: {error}); export it again"
+        ) from None
 
 
 def _bundle_scores(rows: list[dict[str, Any]]) -> dict[str, dict[str, StoredScore]]:
@@ -260,12 +269,20 @@ def write_bundle(results_dir: Path, out: Path, grid: str | None = None) -> int:
 
 
 def _bundle_cell(cell: CellResults, results_dir: Path) -> dict[str, Any]:
+    where = f"cell {cell.id} ({cell.config['task']} / {cell.describe()})"
     missing = sorted(set(cell.scores) - set(cell.outputs))
     if missing:
         raise UserError(
-            f"cell {cell.id} ({cell.config['task']} / {cell.describe()}) has no predictions for "
-            f"{', '.join(missing)} under {results_dir / 'cells' / cell.id}; rerun it with --force"
+            f"{where} has no predictions for {', '.join(missing)} under "
+            f"{results_dir / 'cells' / cell.id}; rerun it with --force"
         )
+    for split, metrics in cell.scores.items():
+        scored, written = next(iter(metrics.values())).n, len(cell.outputs[split].predictions)
+        if written != scored:
+            raise UserError(
+                f"{where}: {split} predictions has {written} lines but the cell scored {scored}; "
+                "rerun it with --force"
+            )
     return {
         "id": cell.id,
         "config": cell.config,

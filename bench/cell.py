@@ -35,7 +35,7 @@ from bench.progress import Progress
 from bench.record import STORED, CellRecord, ParamCounts, Prediction, Score
 from bench.registry import METHODS, TASKS
 from bench.spec import Cell, TrainConfig
-from bench.training import TrainResult, train
+from bench.training import Checkpointing, TrainResult, train
 
 PACKAGES = ("torch", "transformers", "tokenizers", "adapters", "peft", "sacrebleu", "rouge-score")
 
@@ -65,15 +65,18 @@ def run_cell(
     data_dir: Path | None,
     dependencies: dict[str, Path] | None = None,
     progress: Progress | None = None,
+    checkpoints: Checkpointing | None = None,
 ) -> CellRecord:
     """Train and evaluate `cell`. `dependencies` maps a hybrid's roles to the folders of the
-    finished cells it reuses (`cell.depends`)."""
+    finished cells it reuses (`cell.depends`). With `checkpoints`, training saves its state
+    there as it goes and resumes a state saved by an interrupted run: the only files this
+    writes."""
     clock = time.time()
     seed_everything(cell.seed)
     data = prepare_data(cell, data_dir)
     built = build(cell, dependencies or {}, progress)
     timings = {"setup": time.time() - clock}
-    result = train_model(cell, data, built, progress)
+    result = train_model(cell, data, built, progress, checkpoints)
     timings["train"] = result.seconds
     built.model.finalize()
     clock = time.time()
@@ -124,7 +127,11 @@ def build(cell: Cell, dependencies: dict[str, Path], progress: Progress | None) 
 
 
 def train_model(
-    cell: Cell, data: CellData, built: BuiltModel, progress: Progress | None
+    cell: Cell,
+    data: CellData,
+    built: BuiltModel,
+    progress: Progress | None,
+    checkpoints: Checkpointing | None,
 ) -> TrainResult:
     if not built.trained:  # an ensemble only decodes its dependencies
         return TrainResult(steps=0, seconds=0.0)
@@ -137,6 +144,7 @@ def train_model(
         cell.seed,
         built.device,
         progress,
+        checkpoints,
     )
 
 
@@ -208,6 +216,7 @@ def package(
             "data_recipe": data.task.recipe(),
             "train_examples": len(data.train),
             "train_steps": result.steps,
+            "resumed_at_step": result.resumed_at,
             "derived_settings": built.model.derived_settings(),
             "depends": cell.depends,
         },
@@ -249,6 +258,17 @@ def fit_to_positions(cell: Cell, config: Any, prefix_length: int) -> TrainConfig
     return cell.train.model_copy(
         update={"max_source_tokens": min(cell.train.max_source_tokens, budget)}
     )
+
+
+def failure_reason(error: Exception) -> str:
+    """A failed cell's reason in one line; out of memory comes with what to change."""
+    reason = f"{type(error).__name__}: {error}".splitlines()[0]
+    if isinstance(error, torch.cuda.OutOfMemoryError | MemoryError):
+        reason += (
+            " (out of memory: lower train.batch_size and raise train.grad_accum to keep the "
+            "batch, lower decode.batch_size or decode.num_beams, or use a smaller model)"
+        )
+    return reason
 
 
 def device() -> torch.device:

@@ -48,3 +48,14 @@ def checkpoint_id(spec: str) -> str:
         return MINI_LMS[spec].checkpoint_id(spec)
     random_architecture(spec)
     return spec
+
+
+def window(spec: str) -> tuple[int, bool] | None:
+    """(positions, is encoder-decoder) of a built-in model, without loading it; None for a hub
+    id or path, whose config `bench.models.hub_window` reads."""
+    if spec in MINI_LMS:
+        return MINI_LMS[spec].n_positions, False
+    arch = random_architecture(spec)
+    if arch is None:
+        return None
+    return 1024, arch in BART_ARCHITECTURES  # as published for GPT-2 and BART

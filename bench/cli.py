@@ -9,7 +9,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 from rich.console import Console
@@ -79,6 +79,13 @@ def _quiet_libraries() -> None:
 )
 @tolerance_option
 @plugin_option
+@click.option(
+    "--checkpoint-minutes",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="a running cell saves its training state this often; a rerun resumes there",
+)
 def run(
     grid: str,
     results_dir: Path,
@@ -88,6 +95,7 @@ def run(
     check: Path | None,
     tolerance: float,
     plugins: tuple[str, ...],
+    checkpoint_minutes: float,
 ) -> None:
     """Run a grid: train and evaluate every cell not yet finished, then write its report.
 
@@ -96,13 +104,17 @@ def run(
     from bench.api import run_grid
     from bench.bundle import load_source
     from bench.reports import terminal
+    from bench.runner import ignore_interrupts
     from bench.store import Store
 
     _quiet_libraries()
     baseline = load_source(check) if check is not None else None  # bad input fails first
     try:
-        outcome = run_grid(grid, results_dir, data_dir, model, force, plugins, console)
+        outcome = run_grid(
+            grid, results_dir, data_dir, model, force, plugins, console, checkpoint_minutes
+        )
     except KeyboardInterrupt:
+        ignore_interrupts()
         console.print("[yellow]interrupted[/]: finished cells are stored; rerun to resume")
         sys.exit(130)
     summary = outcome.summary
@@ -132,12 +144,8 @@ def report(results_dir: Path, grid: str | None, intervals: bool) -> None:
 
     store = Store.open_existing(results_dir)
     grids = [grid] if grid else store.grids()
+    store.check_grid(grid)
     for name in grids:
-        if store.grid_spec(name) is None:
-            raise UserError(
-                f"no grid {name!r} in {results_dir}; grids there: "
-                f"{', '.join(store.grids()) or 'none'}"
-            )
         out = results_dir / "reports" / name
         console.print(f"wrote {write_report(store, name, out, intervals)}")
 
@@ -171,7 +179,9 @@ def export(results_dir: Path, format_: str, grid: str | None, out: Path | None) 
         return
     if out is not None:
         raise UserError("--out is for --format bundle; json and csv go to stdout")
-    terminal.export_rows(Store.open_existing(results_dir), grid, format_, sys.stdout)
+    store = Store.open_existing(results_dir)
+    store.check_grid(grid)
+    terminal.export_rows(store, grid, format_, sys.stdout)
 
 
 @app.command()
@@ -367,12 +377,19 @@ def perf(grid: str, warm_only: bool, out: Path | None, metrics_only: bool) -> No
 def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        app.main(standalone_mode=False)
+        app.main(prog_name="python -m bench", standalone_mode=False)
     except UserError as error:
-        console.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _error_line(str(error))
     except click.exceptions.Abort:
         sys.exit(130)
+    except click.UsageError as error:  # a bad option or command: one line, with where to look
+        command = error.ctx.command_path if error.ctx else "python -m bench"
+        _error_line(f"{error.format_message()} (see `{command} --help`)")
     except click.ClickException as error:
-        error.show()
-        sys.exit(2)
+        _error_line(error.format_message())
+
+
+def _error_line(message: str) -> NoReturn:
+    """Bad input: one line naming the problem and the fix, exit status 2."""
+    console.print(f"[red]error:[/] {' '.join(message.split())}", highlight=False, soft_wrap=True)
+    sys.exit(2)

@@ -8,6 +8,7 @@ reuse it). Nothing here imports torch: a driver, a listing or a report loads gri
 
 from __future__ import annotations
 
+import difflib
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,10 @@ def load_grid(
     `plugins` (from `--plugin`) and the grid's own `plugins:` are imported before its names are
     checked, so that the methods and tasks they register are known."""
     path = preset_path(ref or DEFAULT_GRID)
-    text = path.read_text()
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a text file (UTF-8); a grid is a YAML file") from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as error:
@@ -59,8 +63,10 @@ def preset_path(ref: str) -> Path:
         return candidate
     preset = PRESETS_DIR / f"{ref}.yaml"
     if not preset.is_file():
+        close = difflib.get_close_matches(ref, preset_names(), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}? " if close else ""
         raise UserError(
-            f"unknown grid {ref!r}; presets: {', '.join(preset_names())}, "
+            f"unknown grid {ref!r}; {hint}presets: {', '.join(preset_names())}, "
             "or pass a path to a YAML file"
         )
     return preset
@@ -115,9 +121,12 @@ def _validate_method(
         raise UserError(f"{source}: {where}: {error}") from None
     try:
         resolved = method.Settings.model_validate(settings)
-        TrainConfig.model_validate({**spec.train.model_dump(), **train})
     except ValidationError as error:
         raise UserError(f"{source}: {_first_error(error, where)}") from None
+    try:
+        TrainConfig.model_validate({**spec.train.model_dump(), **train})
+    except ValidationError as error:
+        raise UserError(f"{source}: {_first_error(error, where + '.train')}") from None
     for role, (dependency, entry) in method.dependencies(resolved).items():
         _validate_method(spec, dependency, entry.settings, entry.train, f"{where}.{role}", source)
 
@@ -200,3 +209,23 @@ def _label(method: str, settings: dict[str, Any]) -> str:
     if not shown:
         return method
     return f"{method}({', '.join(f'{k}={v}' for k, v in sorted(shown.items()))})"
+
+
+MIN_SOURCE_TOKENS = 8
+
+
+def check_lengths(cells: list[Cell], positions: int, encoder_decoder: bool) -> None:
+    """Decoding and target lengths must fit the model's window beside the method's prefix and a
+    source of at least MIN_SOURCE_TOKENS (sources are cut to fit, targets never)."""
+    for cell in cells:
+        prefix = METHODS.get(cell.method).Settings.model_validate(cell.settings).positions_used()
+        longest = max(cell.decode.max_new_tokens, cell.train.max_target_tokens)
+        room = positions - prefix - longest - (0 if encoder_decoder else MIN_SOURCE_TOKENS)
+        if room < 0:
+            raise UserError(
+                f"{cell.describe()}: decode.max_new_tokens {cell.decode.max_new_tokens} / "
+                f"train.max_target_tokens {cell.train.max_target_tokens} and a prefix of "
+                f"{prefix} do not fit the model's {positions} positions"
+                + ("" if encoder_decoder else f" with a source of {MIN_SOURCE_TOKENS} tokens")
+                + f"; lower them to at most {longest + room}"
+            )

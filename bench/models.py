@@ -74,6 +74,13 @@ def check_available(spec: str) -> None:
         ) from None
 
 
+def hub_window(spec: str) -> tuple[int, bool]:
+    """(positions, is encoder-decoder) of a hub model, from its config."""
+    config = AutoConfig.from_pretrained(spec)
+    positions = getattr(config, "n_positions", None) or config.max_position_embeddings
+    return positions, bool(config.is_encoder_decoder)
+
+
 def load_model(spec: str, seed: int, progress: Progress | None = None) -> LoadedModel:
     if spec in MINI_LMS:
         path = ensure_pretrained(spec, progress)

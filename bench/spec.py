@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from functools import cached_property
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class _Frozen(BaseModel):
@@ -49,6 +50,15 @@ class DecodeConfig(_Frozen):
     no_newlines: bool = Field(False, description="never emit a token containing a newline")
     batch_size: int = Field(32, ge=1)
 
+    @model_validator(mode="after")
+    def _min_below_max(self) -> DecodeConfig:
+        if self.min_new_tokens > self.max_new_tokens:
+            raise ValueError(
+                f"min_new_tokens ({self.min_new_tokens}) is above max_new_tokens "
+                f"({self.max_new_tokens})"
+            )
+        return self
+
 
 class Dependency(_Frozen):
     """A stored cell a hybrid method reuses: the dependency's settings and training overrides.
@@ -68,11 +78,19 @@ class MethodSettings(_Frozen):
         """Hybrids: role -> (method name, dependency) of the stored cells the method reuses."""
         return {}
 
+    def positions_used(self) -> int:
+        """Positions of the model's window the method takes before the input (a prefix's L)."""
+        return 0
+
 
 class TaskEntry(_Frozen):
     name: str
-    splits: list[str] | None = Field(None, description="eval splits; all of the task's if unset")
-    n_train: list[int | None] = Field([None], description="training-set sizes; null = all")
+    splits: list[str] | None = Field(
+        None, min_length=1, description="eval splits; all of the task's if unset"
+    )
+    n_train: list[int | None] = Field(
+        [None], min_length=1, description="training-set sizes; null = all"
+    )
     samples: int = Field(
         1, ge=1, description="low-data: training subsets drawn per size (the paper: 5)"
     )
@@ -96,9 +114,12 @@ class MethodEntry(_Frozen):
     )
 
 
+GRID_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # it names the report's folder
+
+
 class GridSpec(_Frozen):
     name: str = Field(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        pattern=f"^{GRID_NAME.pattern}$",
         description="an identifier (it names the report's folder): letters, digits, _ . -",
     )
     description: str = ""

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import sqlite3
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +23,13 @@ from typing import Any
 from bench.errors import UserError
 from bench.record import STORED, CellRecord, ParamCounts, Score
 
-SCHEMA_VERSION = 2  # 2: scores carry their 95% bootstrap interval (low, high)
+SCHEMA_VERSION = 3  # 2: scores carry 95% intervals (low, high); 3: runs carry their claim
+UPGRADES = {  # version -> statements that bring a store of it to SCHEMA_VERSION
+    2: ("ALTER TABLE runs ADD COLUMN owner TEXT", "ALTER TABLE runs ADD COLUMN heartbeat REAL")
+}
+HEARTBEAT_SECONDS = 20.0  # a running cell's runner renews its claim this often
+LEASE_SECONDS = 90.0  # a claim not renewed for this long is stale: its cell is taken over
+BUSY_TIMEOUT_MS = 30_000  # another process's write transaction: wait, never "database is locked"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS grids (
@@ -51,7 +59,9 @@ CREATE TABLE IF NOT EXISTS runs (
     started_at REAL,
     finished_at REAL,
     timings TEXT,                  -- JSON: seconds per phase
-    provenance TEXT                -- JSON: package versions, git sha, hardware
+    provenance TEXT,               -- JSON: package versions, git sha, hardware
+    owner TEXT,                    -- the runner working on it: host:pid (its claim)
+    heartbeat REAL                 -- when that runner last said it is alive
 );
 CREATE TABLE IF NOT EXISTS scores (
     cell TEXT NOT NULL REFERENCES runs(cell),
@@ -86,6 +96,11 @@ def cell_dir(results_dir: Path, cell_id: str) -> Path:
     return results_dir / "cells" / cell_id
 
 
+def checkpoint_dir(results_dir: Path, cell_id: str) -> Path:
+    """Where a running cell keeps its mid-cell checkpoint; removed once the cell is stored."""
+    return results_dir / "cells" / f"{cell_id}.checkpoint"
+
+
 def predictions_file(folder: Path, split: str) -> Path:
     """A split's predictions (JSONL: source, prediction, references) in a cell's folder."""
     return folder / "predictions" / f"{split}.jsonl"
@@ -94,7 +109,8 @@ def predictions_file(folder: Path, split: str) -> Path:
 class Store:
     def __init__(self, path: Path, readonly: bool = False) -> None:
         """Open (creating it unless `readonly`) the database at `path`. Commands that only
-        read open it read-only, so they never change it."""
+        read open it read-only, so they never change it; a file that is not a bench store is
+        refused before anything is written to it."""
         self.path = path
         if readonly:
             self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
@@ -102,18 +118,26 @@ class Store:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(path, isolation_level=None)  # transactions are explicit
         self.db.row_factory = sqlite3.Row
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, SCHEMA_VERSION) or (readonly and version == 0):
+        self.db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        version = _schema_version(self.db, path)
+        if version not in (0, *UPGRADES, SCHEMA_VERSION) or (readonly and version == 0):
             self.db.close()
             raise UserError(
                 f"{path} has schema version {version}, this bench reads {SCHEMA_VERSION}; "
                 "use a new --results-dir (or rerun the grid there)"
             )
+        self.version = version
         if not readonly:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA foreign_keys=ON")
-            self.db.executescript(SCHEMA)
-            self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            with self.transaction() as db:
+                for statement in UPGRADES.get(version, ()):
+                    db.execute(statement)
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self.version = SCHEMA_VERSION
 
     @classmethod
     def open_existing(cls, results_dir: Path) -> Store:
@@ -131,7 +155,15 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
+        """A short write transaction; another process's lock is waited for (busy timeout) and,
+        past it, is the user's to sort out, in one line."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            raise UserError(
+                f"{self.path} cannot be written ({error}; waited {BUSY_TIMEOUT_MS // 1000} s): "
+                "another process holds it, or it is read-only; pass another --results-dir"
+            ) from None
         try:
             yield self.db
         except BaseException:
@@ -151,26 +183,59 @@ class Store:
                 [(name, cell, i) for i, cell in enumerate(cells)],
             )
 
-    def start_cell(self, cell: str, config: dict[str, Any]) -> None:
+    def start_cell(self, cell: str, config: dict[str, Any], owner: str | None = None) -> None:
         with self.transaction() as db:
-            self._clear(db, cell)
+            self._start(db, cell, config, owner)
+
+    def claim(
+        self, cell: str, config: dict[str, Any], owner: str, since: float, force: bool
+    ) -> bool:
+        """Take `cell` for `owner` (a runner started at `since`), atomically: True when it is
+        this runner's to run. A cell is taken when it was never run, failed or was interrupted
+        before this runner started, is done and `force`d (done before it started), or is
+        `running` under a claim whose owner is gone (a dead process, or a lease not renewed)."""
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT status, owner, heartbeat, finished_at FROM runs WHERE cell = ?", (cell,)
+            ).fetchone()
+            if row is not None and not _claimable(row, owner, since, force):
+                return False
+            self._start(db, cell, config, owner)
+            return True
+
+    def heartbeat(self, cell: str, owner: str) -> None:
+        """Renew `owner`'s claim on a running cell."""
+        with self.transaction() as db:
             db.execute(
-                "INSERT INTO runs (cell, config, task, method, label, settings, model, checkpoint,"
-                " seed, n_train, status, started_at) VALUES (?,?,?,?,?,?,?,?,?,?,'running',?)",
-                (
-                    cell,
-                    json.dumps(config, sort_keys=True),
-                    config["task"],
-                    config["method"],
-                    config["label"],
-                    json.dumps(config["settings"], sort_keys=True),
-                    config["model"],
-                    config["checkpoint"],
-                    config["seed"],
-                    config["n_train"],
-                    time.time(),
-                ),
+                "UPDATE runs SET heartbeat = ? WHERE cell = ? AND owner = ? AND status = 'running'",
+                (time.time(), cell, owner),
             )
+
+    def _start(
+        self, db: sqlite3.Connection, cell: str, config: dict[str, Any], owner: str | None
+    ) -> None:
+        self._clear(db, cell)
+        now = time.time()
+        db.execute(
+            "INSERT INTO runs (cell, config, task, method, label, settings, model, checkpoint,"
+            " seed, n_train, status, started_at, owner, heartbeat)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,'running',?,?,?)",
+            (
+                cell,
+                json.dumps(config, sort_keys=True),
+                config["task"],
+                config["method"],
+                config["label"],
+                json.dumps(config["settings"], sort_keys=True),
+                config["model"],
+                config["checkpoint"],
+                config["seed"],
+                config["n_train"],
+                now,
+                owner,
+                now,
+            ),
+        )
 
     def finish_cell(
         self,
@@ -227,33 +292,60 @@ class Store:
         """Finished cell ids of a store, read without creating or changing anything."""
         if not path.exists():
             return set()
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        store = Store(path, readonly=True)
         try:
-            return {row[0] for row in db.execute("SELECT cell FROM runs WHERE status = 'done'")}
+            return {row[0] for row in store.db.execute("SELECT cell FROM runs WHERE status='done'")}
         finally:
-            db.close()
+            store.close()
 
     def status(self, cell: str) -> str | None:
         row = self.db.execute("SELECT status FROM runs WHERE cell = ?", (cell,)).fetchone()
         return row["status"] if row else None
 
+    def held(self, cell: str) -> bool:
+        """Whether a live runner (this one or another) is working on `cell`."""
+        row = self.db.execute(
+            "SELECT status, owner, heartbeat FROM runs WHERE cell = ?", (cell,)
+        ).fetchone()
+        return (
+            row is not None
+            and row["status"] == "running"
+            and owner_alive(row["owner"], row["heartbeat"])
+        )
+
     def grids(self) -> list[str]:
         return [r["name"] for r in self.db.execute("SELECT name FROM grids ORDER BY updated_at")]
+
+    def check_grid(self, grid: str | None) -> None:
+        """A grid name the user gave (None: all grids) must be in this store."""
+        if grid is not None and self.grid_spec(grid) is None:
+            raise UserError(
+                f"no grid {grid!r} in {self.path.parent}; grids there: "
+                f"{', '.join(self.grids()) or 'none'}"
+            )
 
     def grid_spec(self, grid: str) -> str | None:
         row = self.db.execute("SELECT spec FROM grids WHERE name = ?", (grid,)).fetchone()
         return row["spec"] if row else None
 
-    def runs(self, grid: str | None = None) -> list[sqlite3.Row]:
+    def runs(self, grid: str | None = None) -> list[dict[str, Any]]:
+        """The grid's runs (every run, without a grid), in grid order; a `running` run whose
+        runner is gone (killed, or its lease expired) is shown as `interrupted`."""
         if grid is None:
-            return self.db.execute(
-                "SELECT r.*, NULL AS grid FROM runs r ORDER BY started_at"
-            ).fetchall()
-        return self.db.execute(
-            "SELECT r.*, g.grid FROM runs r JOIN grid_cells g ON g.cell = r.cell"
-            " WHERE g.grid = ? ORDER BY g.position",
-            (grid,),
-        ).fetchall()
+            rows = self.db.execute("SELECT r.*, NULL AS grid FROM runs r ORDER BY started_at")
+        else:
+            rows = self.db.execute(
+                "SELECT r.*, g.grid FROM runs r JOIN grid_cells g ON g.cell = r.cell"
+                " WHERE g.grid = ? ORDER BY g.position",
+                (grid,),
+            )
+        runs = [dict(row) for row in rows]
+        for run in runs:
+            if run["status"] == "running" and not owner_alive(
+                run.get("owner"), run.get("heartbeat")
+            ):
+                run["status"] = "interrupted"
+        return runs
 
     def results(self, grid: str | None = None) -> list[sqlite3.Row]:
         """One row per (grid, cell, split, metric) of finished cells, with parameter counts."""
@@ -281,20 +373,20 @@ class Store:
 
 def write_record(store: Store, results_dir: Path, record: CellRecord) -> None:
     """The one place a finished cell is written: its folder (predictions per split, stored
-    weights, cell.json), whole or absent, then its rows in the store."""
+    weights, cell.json), whole or absent, then its rows in the store, then its mid-cell
+    checkpoint is dropped. The files are flushed to disk before the rows commit, so a crash
+    never leaves a `done` row without them; a folder without a `done` row is replaced."""
     out = cell_dir(results_dir, record.cell.id)
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    (staging / "cell.json").write_text(json.dumps(record.cell.model_dump(mode="json"), indent=2))
-    for split, predictions in record.predictions.items():
-        path = predictions_file(staging, split)
-        path.parent.mkdir(exist_ok=True)
-        with path.open("w") as f:
-            f.writelines(json.dumps(asdict(prediction)) + "\n" for prediction in predictions)
-    (staging / STORED).write_bytes(record.stored)
+    try:
+        _write_cell_files(staging, record)
+    except BaseException:  # a full disk, say: the cell fails, and leaves nothing half-written
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     shutil.rmtree(out, ignore_errors=True)
     os.replace(staging, out)
+    _sync_dir(out.parent)
     store.finish_cell(
         record.cell.id,
         record.scores,
@@ -303,3 +395,105 @@ def write_record(store: Store, results_dir: Path, record: CellRecord) -> None:
         record.timings,
         record.provenance,
     )
+    shutil.rmtree(checkpoint_dir(results_dir, record.cell.id), ignore_errors=True)
+
+
+def _write_cell_files(folder: Path, record: CellRecord) -> None:
+    folder.mkdir(parents=True)
+    _write_synced(folder / "cell.json", json.dumps(record.cell.model_dump(mode="json"), indent=2))
+    for split, predictions in record.predictions.items():
+        path = predictions_file(folder, split)
+        path.parent.mkdir(exist_ok=True)
+        _write_synced(path, "".join(json.dumps(asdict(p)) + "\n" for p in predictions))
+        _sync_dir(path.parent)
+    _write_synced(folder / STORED, record.stored)
+    _sync_dir(folder)
+
+
+def _write_synced(path: Path, content: str | bytes) -> None:
+    data = content.encode() if isinstance(content, str) else content
+    with path.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _sync_dir(folder: Path) -> None:
+    """Make a folder's entries (a new file, a rename) durable."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _schema_version(db: sqlite3.Connection, path: Path) -> int:
+    """The store's schema version; a file that SQLite cannot read as a database is the user's."""
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version:
+            db.execute("SELECT count(*) FROM runs").fetchone()
+    except sqlite3.DatabaseError as error:
+        db.close()
+        raise UserError(
+            f"{path} is not a bench results database ({error}); move it away or pass another "
+            "--results-dir"
+        ) from None
+    return version
+
+
+MIN_FREE_BYTES = 100 * 2**20  # a mini cell writes a few MB; real cells far more
+
+
+def check_results_dir(results_dir: Path) -> None:
+    """Refuse, before any training, a results directory that cannot take results: a file, a
+    read-only folder or file system, or a disk nearly full. Nothing is created here."""
+    existing = next(p for p in (results_dir, *results_dir.parents) if p.exists())
+    if not existing.is_dir():
+        raise UserError(f"--results-dir {results_dir}: {existing} is not a directory")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise UserError(
+            f"--results-dir {results_dir}: cannot write in {existing} ({error.strerror}); "
+            "pass a writable --results-dir"
+        ) from None
+    free = shutil.disk_usage(existing).free
+    if free < MIN_FREE_BYTES:
+        raise UserError(
+            f"--results-dir {results_dir}: only {free / 2**20:.0f} MiB free on its disk (at "
+            f"least {MIN_FREE_BYTES // 2**20} MiB needed); free some space or pass another "
+            "--results-dir"
+        )
+
+
+def this_owner() -> str:
+    """This process, as the owner of its claims: host:pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def owner_alive(owner: str | None, heartbeat: float | None) -> bool:
+    """Whether a claim's runner still works on it: its lease was renewed lately and, on this
+    host, its process exists (so a killed runner's cells are taken over at once)."""
+    if owner is None or heartbeat is None or time.time() - heartbeat > LEASE_SECONDS:
+        return False
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def _claimable(row: sqlite3.Row, owner: str, since: float, force: bool) -> bool:
+    status, finished = row["status"], row["finished_at"] or 0.0
+    if status == "running":
+        return row["owner"] == owner or not owner_alive(row["owner"], row["heartbeat"])
+    if finished >= since:  # another runner finished or failed it while this one runs
+        return False
+    return status != "done" or force

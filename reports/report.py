@@ -7,14 +7,18 @@ always one whole report, never a mix of an old and a new one.
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
+from bench.errors import UserError
 from bench.reports.frame import failure_line, results_frame
 from bench.reports.layouts import tables as build_tables
 from bench.reports.page import render_page
 from bench.reports.plots import draw_all
 from bench.reports.table import Table, to_latex, to_markdown
+from bench.spec import GRID_NAME
 from bench.store import Store
 
 
@@ -32,12 +36,27 @@ def _markdown(grid: str, done: int, total: int, tables: list[Table], plots, fail
 
 
 def write_report(store: Store, grid: str, out_dir: Path, intervals: bool = False) -> Path:
-    """Render `grid`'s report into out_dir; returns the path of its index.html."""
-    staging = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    """Render `grid`'s report into out_dir; returns the path of its index.html.
+
+    It is rendered in a staging folder of its own beside out_dir and swapped in, so a report
+    folder is always whole, and two runners writing the same report never share a folder. A
+    grid name that is not an identifier (a store written before names were checked) is refused:
+    nothing outside the report's own folders is ever deleted."""
+    if not GRID_NAME.fullmatch(grid):
+        raise UserError(f"grid name {grid!r} is not an identifier; rename the grid and rerun it")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{grid}.partial-"))
+    try:
+        _render(store, grid, staging, intervals)
+        _swap_in(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out_dir / "index.html"
+
+
+def _render(store: Store, grid: str, staging: Path, intervals: bool) -> None:
     frame = results_frame(store, grid)
-    runs = [dict(r) for r in store.runs(grid)]
+    runs = store.runs(grid)
     tables = build_tables(frame, intervals) if not frame.empty else []
     plots = draw_all(frame, store, staging)
     for table in tables:
@@ -51,7 +70,20 @@ def write_report(store: Store, grid: str, out_dir: Path, intervals: bool = False
     (staging / "report.md").write_text(_markdown(grid, done, len(runs), tables, plots, failed))
     page = render_page(grid, store.grid_spec(grid) or "", runs, tables, plots, staging)
     (staging / "index.html").write_text(page)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    staging.rename(out_dir)
-    return out_dir / "index.html"
+
+
+def _swap_in(staging: Path, out_dir: Path) -> None:
+    """Replace out_dir by staging; the old report goes aside first and is then removed."""
+    old = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.old-"))
+    try:
+        for _ in range(3):  # another runner may swap its own report in between
+            try:
+                if out_dir.exists():
+                    os.replace(out_dir, old / "report")
+                os.replace(staging, out_dir)
+                return
+            except OSError:
+                shutil.rmtree(old / "report", ignore_errors=True)
+        raise RuntimeError(f"could not replace the report in {out_dir}")
+    finally:
+        shutil.rmtree(old, ignore_errors=True)

@@ -85,7 +85,7 @@ def test_model_override_changes_the_cells(tmp_path):
         (("[test_unseen]", "[test_new]"), r"tasks.1: task 'mini-webnlg' has no eval split"),
         (("length: 5", "lenght: 5"), r"methods.1.lenght: Extra inputs are not permitted"),
         (("length: 5", "length: -1"), r"methods.1.length: Input should be greater"),
-        (("{name: finetune}", "{name: finetune, train: {lr: fast}}"), r"methods.0.lr: Input"),
+        (("{name: finetune}", "{name: finetune, train: {lr: fast}}"), r"methods.0.train.lr: Input"),
         (("model: mini-tiny", "model: random:gpt5"), r"model: unknown architecture 'gpt5'"),
         (("n_train: [50, 100]", "n_train: [0]"), r"tasks.0.n_train: Value error"),
     ],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
 import subprocess
 import sys
 
@@ -161,6 +162,20 @@ def test_without_java_the_java_metrics_are_unavailable_not_zero(monkeypatch, tmp
         assert scores[name].value is None
         assert "needs Java" in scores[name].unavailable
         assert "apt-get install default-jre-headless" in scores[name].unavailable
+
+
+def test_a_crashing_java_scorer_makes_its_metrics_unavailable_not_the_cell_failed(
+    monkeypatch, tmp_path
+):
+    java = tmp_path / "java"
+    java.write_text("#!/bin/sh\necho 'java.lang.OutOfMemoryError: Java heap space' >&2\nexit 3\n")
+    java.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    scores = score_suite("e2e", ["The cat sat on the mat.", ""], REFS)
+    assert scores["bleu"].value is not None and scores["nist"].value is not None
+    for name in ("meteor", "rouge_l", "cider"):
+        assert scores[name].value is None
+        assert "Java scorer failed (exit 3: java.lang.OutOfMemoryError" in scores[name].unavailable
 
 
 @pytest.mark.parametrize(("name", "package"), [("bertscore", "bert_score"), ("bleurt", "bleurt")])

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.errors import UserError
 from bench.record import ParamCounts, Score
 from bench.reports.frame import results_frame
 from bench.reports.layouts import extrapolation, lowdata, matrix, prefix_length, table1
@@ -293,7 +294,15 @@ def test_write_report_writes_every_file_and_a_self_contained_page(store, tmp_pat
     for link in ("report.md", "tables.tex", "table1.tex", "lowdata.svg"):
         assert f'href="{link}"' in page and (out / link).is_file()
     assert "15 of 16 cells finished" in (out / "report.md").read_text()
-    assert not (tmp_path / "reports" / "g.partial").exists()
+    assert [p.name for p in (tmp_path / "reports").iterdir()] == ["g"]  # no staging left
+
+
+@pytest.mark.parametrize("name", ["..", "", "../other", "a/b"])
+def test_a_report_never_writes_or_deletes_outside_its_folder(store, tmp_path, name):
+    (tmp_path / "keep").mkdir()
+    with pytest.raises(UserError, match="is not an identifier"):
+        write_report(store, name, tmp_path / "reports" / name)
+    assert (tmp_path / "keep").is_dir() and not (tmp_path / "reports").exists()
 
 
 def _chromium() -> str:

@@ -14,7 +14,7 @@ from bench.training import TrainingDiverged
 def fake_run_cell(failing: dict[int, BaseException]):
     calls = []
 
-    def run_cell(cell, data_dir, dependencies, progress):
+    def run_cell(cell, data_dir, dependencies, progress, checkpoints):
         calls.append(cell.id)
         if len(calls) in failing:
             raise failing[len(calls)]

@@ -1,9 +1,14 @@
-"""The SQLite store: round trip, and no half-written cells."""
+"""The SQLite store: round trip, no half-written cells, schema upgrades, claims."""
+
+import os
+import re
+import sqlite3
+import time
 
 import pytest
 
 from bench.record import ParamCounts, Score
-from bench.store import Store
+from bench.store import SCHEMA, Store
 
 CONFIG = {
     "task": "t",
@@ -66,3 +71,41 @@ def test_a_failed_cell_keeps_its_reason_and_a_rerun_clears_it(tmp_path):
     assert store.runs("g")[0]["error"].startswith("TrainingDiverged")
     store.start_cell("c1", CONFIG)
     assert store.status("c1") == "running" and store.runs("g")[0]["error"] is None
+
+
+def test_a_version_2_store_is_upgraded_in_place_and_keeps_its_results(tmp_path):
+    lines = [line for line in SCHEMA.splitlines() if "owner TEXT" not in line]
+    v2 = "\n".join(line for line in lines if "heartbeat REAL" not in line)
+    v2 = re.sub(r"provenance TEXT,", "provenance TEXT", v2)
+    db = sqlite3.connect(tmp_path / "bench.sqlite")
+    db.executescript(v2 + ";PRAGMA user_version=2;")
+    db.execute("INSERT INTO grids VALUES ('g', 'name: g', 0)")
+    db.execute("INSERT INTO grid_cells VALUES ('g', 'c1', 0)")
+    db.execute(
+        "INSERT INTO runs (cell, config, task, method, label, settings, model, checkpoint, seed,"
+        " status) VALUES ('c1', '{}', 't', 'm', 'm', '{}', 'mini', 'mini@a', 0, 'done')"
+    )
+    db.execute("INSERT INTO scores VALUES ('c1', 'test', 0, 'bleu', 1.0, 1, NULL, NULL)")
+    db.execute("INSERT INTO params VALUES ('c1', 1, 1, 1, 1)")
+    db.commit()
+    db.close()
+
+    readonly = Store(tmp_path / "bench.sqlite", readonly=True)  # read as it is, unchanged
+    assert readonly.version == 2 and readonly.runs("g")[0]["status"] == "done"
+    readonly.close()
+    upgraded = Store(tmp_path / "bench.sqlite")
+    assert upgraded.version == 3 and len(upgraded.results("g")) == 1
+    assert upgraded.claim("c2", CONFIG, "host:1", since=0.0, force=False)
+    assert not upgraded.claim("c1", CONFIG, "host:1", since=0.0, force=False)  # done
+
+
+def test_claims_take_each_cell_once_per_runner(tmp_path):
+    store = Store(tmp_path / "bench.sqlite")
+    here = f"{os.uname().nodename}:{os.getpid()}"
+    assert store.claim("c1", CONFIG, here, since=0.0, force=False)
+    assert not store.claim("c1", CONFIG, "other-host:7", since=0.0, force=False)  # held, alive
+    store.fail_cell("c1", "failed", "boom", {})
+    later = time.time() + 1
+    assert store.claim("c1", CONFIG, here, since=later, force=False)  # failed before it started
+    store.fail_cell("c1", "failed", "boom", {})
+    assert not store.claim("c1", CONFIG, "other-host:7", since=0.0, force=False)  # failed since

@@ -48,13 +48,16 @@ def run_jar(args: list[str], lines: list[str], cwd: Path) -> list[str]:
     ):
         stdin.write("".join(line + "\n" for line in lines).encode("utf-8"))
         stdin.seek(0)
-        code = subprocess.run(
-            [java(), *args], stdin=stdin, stdout=stdout, stderr=stderr, cwd=cwd, check=False
-        ).returncode
-        if code != 0:
+        try:
+            code = subprocess.run(
+                [java(), *args], stdin=stdin, stdout=stdout, stderr=stderr, cwd=cwd, check=False
+            ).returncode
+        except OSError as error:
+            raise MetricUnavailable(f"Java could not start ({error}): {JAVA_FIX}") from None
+        if code != 0:  # a crashed scorer makes its metrics unavailable, never the cell failed
             stderr.seek(0)
             error = stderr.read().decode("utf-8", "replace").strip().splitlines()
             last = error[-1] if error else "no output"
-            raise RuntimeError(f"java {' '.join(args)} failed: {last}")
+            raise MetricUnavailable(f"the Java scorer failed (exit {code}: {last})")
         stdout.seek(0)
         return stdout.read().decode("utf-8").split("\n")

@@ -22,3 +22,6 @@ class PrefixSettings(MethodSettings):
         if (self.init == "words") != (self.init_text is not None):
             raise ValueError("init_text is needed by init: words, and only by it")
         return self
+
+    def positions_used(self) -> int:
+        return self.length
