@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from rich.console import Console
 
+    from bench.ray_executor import RayOptions
     from bench.runner import RunSummary
     from bench.spec import GridSpec
 
@@ -42,18 +43,20 @@ def run_grid(
     plugins: tuple[str, ...] = (),
     console: Console | None = None,
     checkpoint_minutes: float = 10.0,
+    ray: RayOptions | None = None,
 ) -> GridRun:
     """Run a grid (a preset name or a YAML path): every cell not yet in `results_dir`'s store is
     trained and evaluated, then the grid's report is written. Bad input raises
     `bench.errors.UserError` before anything is written; Ctrl-C (KeyboardInterrupt) leaves every
     finished cell stored, and a running cell's training state (saved every
-    `checkpoint_minutes`), where the next run resumes."""
+    `checkpoint_minutes`), where the next run resumes. With `ray`, cells run as Ray tasks
+    (`bench.ray_executor`), several at once; else one after another in this process."""
     from rich.console import Console
 
     from bench.checkpoints import window
     from bench.errors import UserError
     from bench.grid import check_lengths, expand, load_grid
-    from bench.models import check_available, hub_window
+    from bench.models import check_available, hub_window, prepare_model
     from bench.progress import make_progress
     from bench.reports.report import write_report
     from bench.runner import check_data, run_cells
@@ -70,16 +73,24 @@ def run_grid(
     finished = set() if force else Store.finished_cells(results / "bench.sqlite")
     check_data([c for c in cells if c.id not in finished], data)
     store = Store(results / "bench.sqlite")
+    executor = None
     try:
         store.register_grid(spec.name, spec_text, [c.id for c in cells])
         started = time.time()
         with make_progress(console or Console(stderr=True)) as progress:
+            if ray is not None:
+                from bench.ray_executor import RayExecutor
+
+                prepare_model(spec.model, progress)  # built once, before any worker starts
+                executor = RayExecutor(ray, data, (*plugins, *spec.plugins))
             summary = run_cells(
-                cells, store, results, data, force, progress, checkpoint_minutes
+                cells, store, results, data, force, progress, checkpoint_minutes, executor
             )
         report = write_report(store, spec.name, results / "reports" / spec.name)
     finally:
         store.close()
+        if executor is not None:
+            executor.close()
     return GridRun(spec, summary, report, time.time() - started)
 
 

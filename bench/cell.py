@@ -12,8 +12,10 @@ from __future__ import annotations
 import os
 import platform
 import random
+import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
@@ -66,23 +68,29 @@ def run_cell(
     dependencies: dict[str, Path] | None = None,
     progress: Progress | None = None,
     checkpoints: Checkpointing | None = None,
+    on_phase: Callable[[str], None] = lambda phase: None,
 ) -> CellRecord:
     """Train and evaluate `cell`. `dependencies` maps a hybrid's roles to the folders of the
     finished cells it reuses (`cell.depends`). With `checkpoints`, training saves its state
     there as it goes and resumes a state saved by an interrupted run: the only files this
-    writes."""
+    writes. `on_phase` hears each phase's name as it starts (a worker tells its driver)."""
     clock = time.time()
     seed_everything(cell.seed)
+    on_phase("data")
     data = prepare_data(cell, data_dir)
+    on_phase("build")
     built = build(cell, dependencies or {}, progress)
     timings = {"setup": time.time() - clock}
+    on_phase("train")
     result = train_model(cell, data, built, progress, checkpoints)
     timings["train"] = result.seconds
     built.model.finalize()
     clock = time.time()
+    on_phase("generate")
     outputs = generate_outputs(cell, data, built, progress)
     timings["generate"] = time.time() - clock
     clock = time.time()
+    on_phase("score")
     scores, notes = score_outputs(cell, data, outputs)
     timings["score"] = time.time() - clock
     return package(cell, data, built, result, outputs, scores, notes, timings, dependencies or {})
@@ -260,8 +268,14 @@ def fit_to_positions(cell: Cell, config: Any, prefix_length: int) -> TrainConfig
     )
 
 
+class CellFailed(Exception):
+    """A cell's failure already put in words (by `failure_reason`, on a worker)."""
+
+
 def failure_reason(error: Exception) -> str:
     """A failed cell's reason in one line; out of memory comes with what to change."""
+    if isinstance(error, CellFailed):
+        return str(error)
     reason = f"{type(error).__name__}: {error}".splitlines()[0]
     if isinstance(error, torch.cuda.OutOfMemoryError | MemoryError):
         reason += (
@@ -295,6 +309,7 @@ def collect_provenance() -> dict[str, Any]:
         "versions": {"python": platform.python_version(), **versions},
         "git_sha": _git_sha(),
         "hardware": {
+            "host": socket.gethostname(),
             "platform": platform.platform(),
             "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),

@@ -86,6 +86,27 @@ def _quiet_libraries() -> None:
     show_default=True,
     help="a running cell saves its training state this often; a rerun resumes there",
 )
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: one cell after another in this process; ray: cells as Ray tasks, many at once",
+)
+@click.option("--ray-address", help="ray: join this cluster (auto, or HOST:PORT); default: local")
+@click.option("--cpus-per-cell", type=click.FloatRange(min=0.01), help="ray: CPUs per cell [1]")
+@click.option(
+    "--gpus-per-cell",
+    type=click.FloatRange(min=0),
+    help="ray: GPUs per cell [1 where the cluster has GPUs, else 0]",
+)
+@click.option(
+    "--max-retries",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="ray: retries of a cell whose worker or node died",
+)
 def run(
     grid: str,
     results_dir: Path,
@@ -96,6 +117,11 @@ def run(
     tolerance: float,
     plugins: tuple[str, ...],
     checkpoint_minutes: float,
+    executor: str,
+    ray_address: str | None,
+    cpus_per_cell: float | None,
+    gpus_per_cell: float | None,
+    max_retries: int,
 ) -> None:
     """Run a grid: train and evaluate every cell not yet finished, then write its report.
 
@@ -103,15 +129,19 @@ def run(
     significantly worse by more than --tolerance, or when a cell failed."""
     from bench.api import run_grid
     from bench.bundle import load_source
+    from bench.ray_executor import RayOptions
     from bench.reports import terminal
     from bench.runner import ignore_interrupts
     from bench.store import Store
 
     _quiet_libraries()
     baseline = load_source(check) if check is not None else None  # bad input fails first
+    ray = None
+    if executor == "ray":
+        ray = RayOptions(ray_address, cpus_per_cell, gpus_per_cell, max_retries)
     try:
         outcome = run_grid(
-            grid, results_dir, data_dir, model, force, plugins, console, checkpoint_minutes
+            grid, results_dir, data_dir, model, force, plugins, console, checkpoint_minutes, ray
         )
     except KeyboardInterrupt:
         ignore_interrupts()
@@ -356,14 +386,23 @@ def params(model: str, as_json: bool, plugins: tuple[str, ...]) -> None:
 @click.option(
     "--metrics", "metrics_only", is_flag=True, help="time the E2E metric suite on 630 outputs"
 )
-def perf(grid: str, warm_only: bool, out: Path | None, metrics_only: bool) -> None:
+@click.option(
+    "--executors", is_flag=True, help="time the grid with the local and the Ray executor"
+)
+def perf(
+    grid: str, warm_only: bool, out: Path | None, metrics_only: bool, executors: bool
+) -> None:
     """Benchmark a grid: cold (empty model cache), warm, and a rerun that skips every cell."""
     from bench.grid import load_grid
-    from bench.perf import benchmark, metrics_benchmark
+    from bench.perf import benchmark, executor_benchmark, metrics_benchmark
 
     if metrics_only:
         console.print("timing the e2e metric suite on the 630 TGen outputs")
         text = json.dumps(metrics_benchmark(), indent=2)
+    elif executors:
+        load_grid(grid)
+        console.print(f"benchmarking grid {grid}: local executor, then Ray")
+        text = json.dumps(executor_benchmark(grid), indent=2)
     else:
         load_grid(grid)  # bad input fails here, before minutes of work
         runs = "warm, rerun" if warm_only else "cold, warm, rerun"

@@ -81,6 +81,15 @@ def hub_window(spec: str) -> tuple[int, bool]:
     return positions, bool(config.is_encoder_decoder)
 
 
+def prepare_model(spec: str, progress: Progress | None = None) -> None:
+    """Build once, here, what loading `spec` needs on this machine (the mini LM, or the
+    tokenizer a `random:` model borrows), so that workers never pretrain it side by side."""
+    if spec in MINI_LMS:
+        ensure_pretrained(spec, progress)
+    elif random_architecture(spec) is not None:
+        ensure_pretrained("mini-tiny", progress)
+
+
 def load_model(spec: str, seed: int, progress: Progress | None = None) -> LoadedModel:
     if spec in MINI_LMS:
         path = ensure_pretrained(spec, progress)

@@ -22,16 +22,36 @@ from bench.errors import UserError
 from bench.mini.config import cache_root
 
 
-def _timed_run(grid: str, results: Path, cache: Path) -> float:
+def _timed_run(grid: str, results: Path, cache: Path, *extra: str) -> float:
     env = {**os.environ, "BENCH_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
     started = time.time()
     subprocess.run(
-        [sys.executable, "-m", "bench", "run", "--grid", grid, "--results-dir", str(results)],
+        [sys.executable, "-m", "bench", "run", "--grid", grid, "--results-dir", str(results),
+         *extra],
         check=True,
         env=env,
         stdout=subprocess.DEVNULL,
-    )
+    )  # fmt: skip
     return time.time() - started
+
+
+def executor_benchmark(grid: str) -> dict[str, object]:
+    """The grid (warm model cache) with the local executor, one cell after another on all
+    cores, then as Ray tasks, one CPU each, as many at once as the machine has cores."""
+    from bench.grid import load_grid
+    from bench.models import prepare_model
+
+    prepare_model(load_grid(grid)[0].model)  # the mini LM built before either is timed
+    with tempfile.TemporaryDirectory(prefix="bench-perf-") as tmp:
+        root = Path(tmp)
+        local = _timed_run(grid, root / "local", cache_root())
+        ray = _timed_run(grid, root / "ray", cache_root(), "--executor", "ray")
+    return {
+        "grid": grid,
+        "seconds": {"local": round(local, 1), "ray": round(ray, 1)},
+        "speedup": round(local / ray, 2),
+        "machine": _machine(),
+    }
 
 
 def benchmark(grid: str, cold: bool) -> dict[str, object]:

@@ -1,12 +1,13 @@
 """The runner: the driver that turns cells into stored results, skipping the ones finished.
 
-Per cell it takes a claim in the store (so that runners sharing a results directory each train a
-cell once), renews it while the cell runs, hands the cell to `bench.cell.run_cell` (which
-computes a `CellRecord`, writing only its own mid-cell checkpoints), and writes the record with
-`bench.store.write_record`: the driver is the only writer of the store. A failing cell is
-recorded with its reason and the grid goes on. Ctrl-C or SIGTERM marks the running cell
-interrupted and stops, leaving every finished cell stored (and the running one's last
-checkpoint, where a rerun resumes). Cells that another live runner holds are waited for.
+It claims each cell in the store (so that runners sharing a results directory each train a
+cell once) and renews its claims while cells run, hands claimed cells to an executor, and writes
+each finished cell's record with `bench.store.write_record` as it arrives: the driver is the
+only writer of the store. The default executor runs cells one after another in this process;
+`bench.ray_executor` runs them as Ray tasks, several at once. A cell that reuses others (a
+hybrid) waits until they are done. A failing cell is recorded with its reason and the grid goes
+on. Ctrl-C or SIGTERM records the running cells as interrupted and stops, leaving every
+finished cell stored (and the running ones' last checkpoints, where a rerun resumes).
 """
 
 from __future__ import annotations
@@ -16,15 +17,16 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from bench.cell import collect_provenance, failure_reason, run_cell
 from bench.data import DEV, TRAIN
 from bench.progress import Progress
+from bench.record import CellRecord
 from bench.registry import TASKS
 from bench.spec import Cell
 from bench.store import (
@@ -38,7 +40,8 @@ from bench.store import (
 from bench.training import Checkpointing
 
 CHECKPOINT_MINUTES = 10.0  # a running cell saves its training state this often
-POLL_SECONDS = 2.0  # how often a runner looks again at cells another runner holds
+POLL_SECONDS = 2.0  # how often a runner looks again at cells in flight or held elsewhere
+Outcome = CellRecord | Exception  # a finished cell: its record, or why it failed
 
 
 @dataclass
@@ -46,6 +49,53 @@ class RunSummary:
     done: list[Cell] = field(default_factory=list)  # run here
     skipped: list[Cell] = field(default_factory=list)  # finished before, or by another runner
     failed: list[tuple[Cell, str]] = field(default_factory=list)
+
+
+class Executor(Protocol):
+    """Runs claimed cells; the runner writes what they give back."""
+
+    def submit(self, cell: Cell, dependencies: dict[str, Path], checkpoints: Checkpointing) -> None:
+        """Start the cell (the local executor runs it to the end here)."""
+
+    def collect(self, timeout: float) -> list[tuple[Cell, Outcome]]:
+        """The cells finished since the last call, waiting up to `timeout` for one."""
+
+    def running(self) -> list[Cell]:
+        """The cells submitted and not yet collected."""
+
+    def cancel(self) -> None:
+        """Stop every running cell (Ctrl-C)."""
+
+
+class LocalExecutor:
+    """Cells one after another, in this process (the default)."""
+
+    def __init__(self, data_dir: Path | None, progress: Progress | None) -> None:
+        self.data_dir, self.progress = data_dir, progress
+        self._current: list[Cell] = []
+        self._finished: list[tuple[Cell, Outcome]] = []
+
+    def submit(self, cell: Cell, dependencies: dict[str, Path], checkpoints: Checkpointing) -> None:
+        self._current = [cell]
+        try:
+            outcome: Outcome = run_cell(
+                cell, self.data_dir, dependencies, self.progress, checkpoints
+            )
+        except Exception as error:  # a failing cell must not stop the grid
+            error.add_note(traceback.format_exc())
+            outcome = error
+        self._finished.append((cell, outcome))
+        self._current = []
+
+    def collect(self, timeout: float) -> list[tuple[Cell, Outcome]]:
+        finished, self._finished = self._finished, []
+        return finished
+
+    def running(self) -> list[Cell]:
+        return self._current
+
+    def cancel(self) -> None:
+        """The running cell is stopped by the KeyboardInterrupt itself."""
 
 
 def check_data(cells: list[Cell], data_dir: Path | None) -> None:
@@ -68,45 +118,43 @@ def run_cells(
     force: bool = False,
     progress: Progress | None = None,
     checkpoint_minutes: float = CHECKPOINT_MINUTES,
+    executor: Executor | None = None,
 ) -> RunSummary:
     """Run every cell not yet done (all with `force`), each once across the runners sharing
     the store; a running cell saves a resumable training state every `checkpoint_minutes`."""
-    run = _Run(store, results_dir, data_dir, force, checkpoint_minutes, progress)
+    run = _Run(store, results_dir, force, checkpoint_minutes, progress)
+    executor = executor or LocalExecutor(data_dir, progress)
     pending = [c for c in cells if force or store.status(c.id) != "done"]
     run.summary.skipped = [c for c in cells if c not in pending]
     if progress is not None:
         run.bar = progress.add_task(
             "grid", total=len(cells), completed=len(run.summary.skipped), info=""
         )
-    with interrupts_recorded():
-        while pending:
-            moved = False
-            for cell in list(pending):
-                waiting = {c.id for c in pending}
-                if any(d in waiting or store.held(d) for d in cell.depends.values()):
-                    continue  # a hybrid waits for the cells it reuses
-                if store.claim(cell.id, cell.model_dump(mode="json"), run.owner, run.since, force):
-                    run.one(cell)
-                elif store.held(cell.id):
-                    continue  # another live runner has it
-                else:
-                    _finished_elsewhere(cell, store, run.summary)
-                pending.remove(cell)
-                moved = True
-                run.show(advance=1)
-            if pending and not moved:
-                run.show(info=f"waiting for {len(pending)} cells run elsewhere")
-                time.sleep(POLL_SECONDS)
+    with interrupts_recorded(), claims_renewed(store, run.owner, executor.running):
+        try:
+            while pending or executor.running():
+                moved = run.dispatch(pending, executor)
+                finished = run.drain(executor, 0 if moved else POLL_SECONDS)
+                run.show_running(executor)
+                if not moved and not finished and not executor.running():
+                    run.show(info=f"waiting for {len(pending)} cells run elsewhere")
+                    time.sleep(POLL_SECONDS)
+        except KeyboardInterrupt:
+            ignore_interrupts()  # a second Ctrl-C must not cut the recording short
+            executor.cancel()
+            for cell in executor.running():
+                reason = "interrupted by the user"
+                store.fail_cell(cell.id, "interrupted", reason, collect_provenance())
+            raise
     return run.summary
 
 
 @dataclass
 class _Run:
-    """One runner's pass over a grid: what it needs to run a cell, and what it did."""
+    """One runner's pass over a grid: what it needs to hand out and record cells."""
 
     store: Store
     results_dir: Path
-    data_dir: Path | None
     force: bool
     checkpoint_minutes: float
     progress: Progress | None
@@ -114,35 +162,80 @@ class _Run:
     since: float = field(default_factory=time.time)
     summary: RunSummary = field(default_factory=RunSummary)
     bar: Any = None
+    started: dict[str, float] = field(default_factory=dict)
+    lines: dict[str, Any] = field(default_factory=dict)  # running cell -> its progress line
 
-    def one(self, cell: Cell) -> None:
-        """Run a claimed cell and record what came of it."""
+    def dispatch(self, pending: list[Cell], executor: Executor) -> bool:
+        """Claim and submit every pending cell that can start; True when any cell moved."""
+        moved = False
+        for cell in list(pending):
+            waiting = {c.id for c in pending}
+            if any(d in waiting or self.store.held(d) for d in cell.depends.values()):
+                continue  # a hybrid waits for the cells it reuses
+            if self.store.claim(
+                cell.id, cell.model_dump(mode="json"), self.owner, self.since, self.force
+            ):
+                pending.remove(cell)
+                self.submit(cell, executor)
+                self.drain(executor, 0)  # the local executor's cell is written before the next
+            elif self.store.held(cell.id):
+                continue  # another live runner has it
+            else:
+                pending.remove(cell)
+                self.finished_elsewhere(cell)
+            moved = True
+        return moved
+
+    def submit(self, cell: Cell, executor: Executor) -> None:
         self.show(info=cell.describe())
-        started = time.time()
+        self.started[cell.id] = time.time()
         folder = checkpoint_dir(self.results_dir, cell.id)
         if self.force:  # a forced rerun starts afresh
             shutil.rmtree(folder, ignore_errors=True)
-        checkpoints = Checkpointing(folder, 60 * self.checkpoint_minutes)
         try:
-            with heartbeat(self.store, cell.id, self.owner):
-                dependencies = dependency_folders(cell, self.store, self.results_dir)
-                record = run_cell(cell, self.data_dir, dependencies, self.progress, checkpoints)
-                write_record(self.store, self.results_dir, record)
-        except KeyboardInterrupt:
-            ignore_interrupts()  # a second Ctrl-C must not cut the recording short
-            self.store.fail_cell(cell.id, "interrupted", "interrupted", collect_provenance())
-            raise
-        except Exception as error:  # a failing cell must not stop the grid
-            reason = failure_reason(error)
-            trace = reason + "\n" + traceback.format_exc()
+            dependencies = dependency_folders(cell, self.store, self.results_dir)
+        except RuntimeError as error:
+            self.record(cell, error)
+            return
+        executor.submit(cell, dependencies, Checkpointing(folder, 60 * self.checkpoint_minutes))
+
+    def drain(self, executor: Executor, timeout: float) -> bool:
+        """Record the cells the executor finished (waiting up to `timeout` for one)."""
+        finished = executor.collect(timeout)
+        for cell, outcome in finished:
+            self.record(cell, outcome)
+        return bool(finished)
+
+    def record(self, cell: Cell, outcome: Outcome) -> None:
+        """Write a finished cell, or record why it failed; the grid goes on either way."""
+        if isinstance(outcome, CellRecord):
+            try:
+                write_record(self.store, self.results_dir, outcome)
+            except OSError as error:  # a full disk, say: this cell fails, the store stays whole
+                outcome = error
+        if isinstance(outcome, Exception):
+            reason = failure_reason(outcome)
+            trace = "\n".join([reason, *getattr(outcome, "__notes__", [])])
             self.store.fail_cell(cell.id, "failed", trace, collect_provenance())
             self.summary.failed.append((cell, reason))
             self.say(f"failed {cell.describe()}: {reason}")
-            return
-        for note in record.notes:
-            self.say(note)
-        self.summary.done.append(cell)
-        self.say(f"done   {cell.describe()} ({time.time() - started:.0f}s)")
+        else:
+            for note in outcome.notes:
+                self.say(note)
+            self.summary.done.append(cell)
+            seconds = time.time() - self.started.get(cell.id, time.time())
+            self.say(f"done   {cell.describe()} ({seconds:.0f}s)")
+        self.show(advance=1)
+
+    def finished_elsewhere(self, cell: Cell) -> None:
+        """A cell another runner finished, or failed, while this one ran."""
+        if self.store.status(cell.id) == "done":
+            self.summary.skipped.append(cell)
+        else:
+            run = next((r for r in self.store.runs() if r["cell"] == cell.id), None)
+            error = (run or {}).get("error") or "failed in another runner"
+            self.summary.failed.append((cell, error.splitlines()[0]))
+        self.show(advance=1)
 
     def show(self, advance: int = 0, info: str | None = None) -> None:
         """Move the grid bar on and/or say what the runner does now."""
@@ -152,20 +245,26 @@ class _Run:
         if info is not None:
             self.progress.update(self.bar, info=info)
 
+    def show_running(self, executor: Executor) -> None:
+        """One line per cell running on a worker: where, and in which phase."""
+        phases = getattr(executor, "phases", None)
+        if self.progress is None or phases is None:
+            return
+        running = {cell.id: cell for cell in executor.running()}
+        for cell_id in set(self.lines) - set(running):
+            self.progress.remove_task(self.lines.pop(cell_id))
+        where = phases()
+        for cell_id, cell in running.items():
+            if cell_id not in self.lines:
+                self.lines[cell_id] = self.progress.add_task(
+                    f"  {cell.describe()}", total=None, info=""
+                )
+            self.progress.update(self.lines[cell_id], info=where.get(cell_id, "queued"))
+
     def say(self, line: str) -> None:
         """A line per finished cell: above the bars on a terminal, the only output in a CI log."""
         if self.progress is not None:
             self.progress.console.print(line, highlight=False)
-
-
-def _finished_elsewhere(cell: Cell, store: Store, summary: RunSummary) -> None:
-    """A cell another runner finished, or failed, while this one ran."""
-    if store.status(cell.id) == "done":
-        summary.skipped.append(cell)
-        return
-    run = next((r for r in store.runs() if r["cell"] == cell.id), None)
-    error = (run or {}).get("error") or ""
-    summary.failed.append((cell, error.splitlines()[0] if error else "failed in another runner"))
 
 
 def dependency_folders(cell: Cell, store: Store, results_dir: Path) -> dict[str, Path]:
@@ -180,19 +279,20 @@ def dependency_folders(cell: Cell, store: Store, results_dir: Path) -> dict[str,
 
 
 @contextmanager
-def heartbeat(store: Store, cell: str, owner: str) -> Iterator[None]:
-    """Renew the claim on `cell` from a thread (its own connection) while the body runs."""
+def claims_renewed(store: Store, owner: str, running: Callable[[], list[Cell]]) -> Iterator[None]:
+    """Renew the claims on the running cells from a thread (with its own connection)."""
     stop = threading.Event()
 
     def beat() -> None:
         own = Store(store.path)
         try:
             while not stop.wait(HEARTBEAT_SECONDS):
-                own.heartbeat(cell, owner)
+                for cell in list(running()):
+                    own.heartbeat(cell.id, owner)
         finally:
             own.close()
 
-    thread = threading.Thread(target=beat, name=f"heartbeat {cell}", daemon=True)
+    thread = threading.Thread(target=beat, name="claims", daemon=True)
     thread.start()
     try:
         yield

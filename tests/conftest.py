@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.runs import bench_process, finished
+
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -47,3 +49,14 @@ def tiny_grid(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.yaml"
     path.write_text(TINY_GRID)
     return path
+
+
+@pytest.fixture(scope="session")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The tiny grid run once, uninterrupted (and the mini-tiny LM built before any kill)."""
+    folder = tmp_path_factory.mktemp("reference")
+    grid = folder / "tiny.yaml"
+    grid.write_text(TINY_GRID)
+    code, err = finished(bench_process(grid, folder / "r"))
+    assert code == 0, err
+    return grid, folder / "r"

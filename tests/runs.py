@@ -1,0 +1,51 @@
+"""Helpers for tests that run `python -m bench run` as a user would and inspect what it left."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def bench_process(grid: Path, results: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench", "run", "--grid", str(grid), "--results-dir", str(results),
+         "--checkpoint-minutes", "0", *extra],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+
+
+def finished(process: subprocess.Popen) -> tuple[int, str]:
+    _, err = process.communicate(timeout=600)
+    return process.returncode, err
+
+
+def predictions(results: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(results)): p.read_bytes()
+        for p in sorted((results / "cells").glob("*/predictions/*.jsonl"))
+    }
+
+
+def check_consistent(results: Path, done_before: set[str]) -> set[str]:
+    """The store is whole, no finished cell was lost, every done cell has whole files."""
+    db = sqlite3.connect(results / "bench.sqlite")
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    done = {row[0] for row in db.execute("SELECT cell FROM runs WHERE status = 'done'")}
+    counts = {
+        (cell, split): n
+        for cell, split, n in db.execute("SELECT DISTINCT cell, split, n FROM scores")
+    }
+    db.close()
+    assert done_before <= done, f"finished cells lost: {done_before - done}"
+    for (cell, split), n in counts.items():
+        lines = (results / "cells" / cell / "predictions" / f"{split}.jsonl").read_text()
+        assert len(lines.splitlines()) == n and all(json.loads(x) for x in lines.splitlines())
+        assert (results / "cells" / cell / "stored.safetensors").is_file()
+    return done
