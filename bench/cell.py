@@ -2,9 +2,10 @@
 
 Named phases, in order: prepare the data, build the model and method, train, generate on every
 eval split (each distinct input once), score, package the record. It reads the task's data, the
-base model, and the folders of the stored cells a hybrid reuses, and writes nothing: the driver
-(`bench.runner`) writes the record (`bench.store.write_record`), so the same function runs in a
-worker process or on another machine.
+base model, and the folders of the stored cells a hybrid reuses, and writes only its own mid-cell
+checkpoints (when given a folder for them): the driver (`bench.runner`) writes the record
+(`bench.store.write_record`), so the same function runs in a worker process or on another
+machine.
 """
 
 from __future__ import annotations
