@@ -75,7 +75,7 @@ def run_cell(
     finished cells it reuses (`cell.depends`). With `checkpoints`, training saves its state
     there as it goes and resumes a state saved by an interrupted run: the only files this
     writes. `on_phase` hears each phase's name as it starts (a worker tells its driver)."""
-    clock = time.time()
+    clock = began = time.time()
     seed_everything(cell.seed)
     on_phase("data")
     data = prepare_data(cell, data_dir)
@@ -94,7 +94,9 @@ def run_cell(
     on_phase("score")
     scores, notes = score_outputs(cell, data, outputs)
     timings["score"] = time.time() - clock
-    return package(cell, data, built, result, outputs, scores, notes, timings, dependencies or {})
+    record = package(cell, data, built, result, outputs, scores, notes, timings, dependencies or {})
+    record.provenance["ran"] = {"from": began, "until": time.time()}  # wall clock, this process
+    return record
 
 
 def prepare_data(cell: Cell, data_dir: Path | None) -> CellData:

@@ -8,7 +8,6 @@ reuse it). Nothing here imports torch: a driver, a listing or a report loads gri
 
 from __future__ import annotations
 
-import difflib
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from bench.checkpoints import checkpoint_id
-from bench.errors import UserError
+from bench.errors import UserError, did_you_mean
 from bench.registry import METHODS, TASKS, load_plugins
 from bench.spec import Cell, GridSpec, TaskEntry, TrainConfig
 
@@ -63,10 +62,9 @@ def preset_path(ref: str) -> Path:
         return candidate
     preset = PRESETS_DIR / f"{ref}.yaml"
     if not preset.is_file():
-        close = difflib.get_close_matches(ref, preset_names(), n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]!r}? " if close else ""
         raise UserError(
-            f"unknown grid {ref!r}; {hint}presets: {', '.join(preset_names())}, "
+            f"unknown grid {ref!r}; {did_you_mean(ref, preset_names())}presets: "
+            f"{', '.join(preset_names())}, "
             "or pass a path to a YAML file"
         )
     return preset

@@ -13,7 +13,6 @@ answers a miss with the nearest name. Metric suites have their registry beside t
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import pkgutil
 from collections.abc import Callable, Iterable
@@ -22,7 +21,7 @@ from importlib import metadata
 from typing import Any, Generic, TypeVar
 
 from bench.data import Task
-from bench.errors import UserError
+from bench.errors import UserError, did_you_mean
 from bench.method import Method
 from bench.spec import MethodSettings
 
@@ -86,9 +85,7 @@ class Registry(Generic[T]):
 
     def _hint(self, name: str) -> str:
         names = sorted(self._entries)
-        valid = f"valid {self.kind}s: {', '.join(names) or 'none'}"
-        close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
-        return f"did you mean {close[0]!r}? {valid}" if close else valid
+        return f"{did_you_mean(name, names)}valid {self.kind}s: {', '.join(names) or 'none'}"
 
     def names(self) -> list[str]:
         self._load()

@@ -168,20 +168,22 @@ class _Run:
     def dispatch(self, pending: list[Cell], executor: Executor) -> bool:
         """Claim and submit every pending cell that can start; True when any cell moved."""
         moved = False
+        waiting = {c.id for c in pending}
         for cell in list(pending):
-            waiting = {c.id for c in pending}
             if any(d in waiting or self.store.held(d) for d in cell.depends.values()):
                 continue  # a hybrid waits for the cells it reuses
             if self.store.claim(
                 cell.id, cell.model_dump(mode="json"), self.owner, self.since, self.force
             ):
                 pending.remove(cell)
+                waiting.discard(cell.id)
                 self.submit(cell, executor)
                 self.drain(executor, 0)  # the local executor's cell is written before the next
             elif self.store.held(cell.id):
                 continue  # another live runner has it
             else:
                 pending.remove(cell)
+                waiting.discard(cell.id)
                 self.finished_elsewhere(cell)
             moved = True
         return moved
@@ -232,8 +234,7 @@ class _Run:
         if self.store.status(cell.id) == "done":
             self.summary.skipped.append(cell)
         else:
-            run = next((r for r in self.store.runs() if r["cell"] == cell.id), None)
-            error = (run or {}).get("error") or "failed in another runner"
+            error = (self.store.run(cell.id) or {}).get("error") or "failed in another runner"
             self.summary.failed.append((cell, error.splitlines()[0]))
         self.show(advance=1)
 

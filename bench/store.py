@@ -304,14 +304,13 @@ class Store:
 
     def held(self, cell: str) -> bool:
         """Whether a live runner (this one or another) is working on `cell`."""
-        row = self.db.execute(
-            "SELECT status, owner, heartbeat FROM runs WHERE cell = ?", (cell,)
-        ).fetchone()
-        return (
-            row is not None
-            and row["status"] == "running"
-            and owner_alive(row["owner"], row["heartbeat"])
-        )
+        run = self.run(cell)
+        return run is not None and _live(run)
+
+    def run(self, cell: str) -> dict[str, Any] | None:
+        """A cell's run row, if it has one."""
+        row = self.db.execute("SELECT * FROM runs WHERE cell = ?", (cell,)).fetchone()
+        return dict(row) if row is not None else None
 
     def grids(self) -> list[str]:
         return [r["name"] for r in self.db.execute("SELECT name FROM grids ORDER BY updated_at")]
@@ -341,9 +340,7 @@ class Store:
             )
         runs = [dict(row) for row in rows]
         for run in runs:
-            if run["status"] == "running" and not owner_alive(
-                run.get("owner"), run.get("heartbeat")
-            ):
+            if run["status"] == "running" and not _live(run):
                 run["status"] = "interrupted"
         return runs
 
@@ -490,10 +487,15 @@ def owner_alive(owner: str | None, heartbeat: float | None) -> bool:
     return True
 
 
+def _live(run: dict[str, Any]) -> bool:
+    """A `running` run whose runner still works on it (a v2 store's runs have no owner)."""
+    return run["status"] == "running" and owner_alive(run.get("owner"), run.get("heartbeat"))
+
+
 def _claimable(row: sqlite3.Row, owner: str, since: float, force: bool) -> bool:
     status, finished = row["status"], row["finished_at"] or 0.0
     if status == "running":
-        return row["owner"] == owner or not owner_alive(row["owner"], row["heartbeat"])
+        return row["owner"] == owner or not _live(dict(row))
     if finished >= since:  # another runner finished or failed it while this one runs
         return False
     return status != "done" or force

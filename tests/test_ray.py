@@ -3,6 +3,7 @@ equal to the local executor's, hybrids after their dependencies, a killed worker
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 import subprocess
@@ -32,8 +33,11 @@ def test_cells_run_two_at_a_time_with_the_local_executors_results(reference, tmp
     check_consistent(tmp_path / "r", set())
     assert predictions(tmp_path / "r") == predictions(local)  # same bytes, same threads
     db = sqlite3.connect(tmp_path / "r" / "bench.sqlite")
-    spans = db.execute("SELECT started_at, finished_at FROM runs ORDER BY started_at").fetchall()
-    assert spans[1][0] < spans[0][1]  # the second cell started before the first finished
+    ran = sorted(
+        (p["ran"]["from"], p["ran"]["until"])
+        for (p,) in ((json.loads(row),) for (row,) in db.execute("SELECT provenance FROM runs"))
+    )
+    assert ran[1][0] < ran[0][1]  # on the workers, the second cell began before the first ended
 
 
 def test_hybrids_run_after_the_cells_they_reuse(tmp_path):
