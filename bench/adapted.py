@@ -88,6 +88,15 @@ class AdaptedLM(nn.Module):
         self.base = base
         self.is_encoder_decoder = bool(base.config.is_encoder_decoder)
 
+    base_dropout: bool = True  # methods that freeze the base may keep its dropout off
+
+    def train(self, mode: bool = True) -> AdaptedLM:
+        """Training mode, except for a frozen base whose dropout the method keeps off."""
+        super().train(mode)
+        if mode and not self.base_dropout:
+            self.base.eval()
+        return self
+
     # --- what the method trains and stores -------------------------------------------------
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]

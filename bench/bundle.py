@@ -283,6 +283,11 @@ def _bundle_cell(cell: CellResults, results_dir: Path) -> dict[str, Any]:
                 f"{where}: {split} predictions has {written} lines but the cell scored {scored}; "
                 "rerun it with --force"
             )
+    return cell_entry(cell)
+
+
+def cell_entry(cell: CellResults) -> dict[str, Any]:
+    """One cell as a bundle holds it."""
     return {
         "id": cell.id,
         "config": cell.config,

@@ -32,7 +32,7 @@ from bench.adapted import AdaptedLM, BuildContext, count
 from bench.data import DEV, TRAIN, Example, Task, low_data_subset, training_pairs
 from bench.datafiles import file_sha256
 from bench.generation import generate
-from bench.metrics.suites import score_suite
+from bench.metrics.suites import missing, score_suite
 from bench.models import LoadedModel, load_model
 from bench.progress import Progress
 from bench.record import STORED, CellRecord, ParamCounts, Prediction, Score
@@ -92,9 +92,11 @@ def run_cell(
     timings["generate"] = time.time() - clock
     clock = time.time()
     on_phase("score")
-    scores, notes = score_outputs(cell, data, outputs)
+    scores, unscored = score_outputs(data, outputs)
     timings["score"] = time.time() - clock
-    record = package(cell, data, built, result, outputs, scores, notes, timings, dependencies or {})
+    record = package(
+        cell, data, built, result, outputs, scores, unscored, timings, dependencies or {}
+    )
     record.provenance["ran"] = {"from": began, "until": time.time()}  # wall clock, this process
     return record
 
@@ -177,23 +179,24 @@ def generate_outputs(
 
 
 def score_outputs(
-    cell: Cell, data: CellData, outputs: dict[str, str]
-) -> tuple[list[Score], list[str]]:
-    """The task's metric suite on every split; a metric that cannot run (no Java, say) is a
-    note for the user, never a stored 0."""
-    scores, notes = [], []
+    data: CellData, outputs: dict[str, str]
+) -> tuple[list[Score], dict[str, dict[str, str]]]:
+    """The task's metric suite on every split: the scores, and per split the metrics that could
+    not run (no Java, a crashed JVM) with why; a missing metric is never a stored 0, and the
+    other metrics of its suite are still scored."""
+    scores, unscored = [], {}
     for split, examples in data.eval.items():
         hypotheses = [outputs[ex.source] for ex in examples]
         values = score_suite(data.task.suite, hypotheses, [ex.references for ex in examples])
         ood = data.task.split(split).ood
-        for name, score in values.items():
-            if score.value is None:
-                notes.append(f"{name} unavailable on {cell.task} {split}: {score.unavailable}")
-            else:
-                scores.append(
-                    Score(split, ood, name, score.value, len(examples), score.low, score.high)
-                )
-    return scores, notes
+        scores += [
+            Score(split, ood, name, score.value, len(examples), score.low, score.high)
+            for name, score in values.items()
+            if score.value is not None
+        ]
+        if reasons := missing(values):
+            unscored[split] = reasons
+    return scores, unscored
 
 
 def package(
@@ -203,7 +206,7 @@ def package(
     result: TrainResult,
     outputs: dict[str, str],
     scores: list[Score],
-    notes: list[str],
+    unscored: dict[str, dict[str, str]],
     timings: dict[str, float],
     dependencies: dict[str, Path],
 ) -> CellRecord:
@@ -236,7 +239,12 @@ def package(
             for split, examples in data.eval.items()
         },
         stored=blob,
-        notes=notes,
+        notes=[
+            f"{metric} unavailable on {cell.task} {split}: {reason}"
+            for split, metrics in unscored.items()
+            for metric, reason in metrics.items()
+        ],
+        missing=unscored,
     )
 
 

@@ -232,7 +232,8 @@ def compare(
     as_json: bool,
 ) -> None:
     """Compare CANDIDATE with BASELINE (results dirs or bundles), cell by cell, with a paired
-    bootstrap over test inputs per split and metric."""
+    bootstrap over test inputs per split and metric; where two or more seeds pair up, one verdict
+    over the seeds (mean delta, bootstrap over seeds and test inputs) instead of one per seed."""
     from bench.bundle import load_source
     from bench.compare import compare_sources
 
@@ -332,7 +333,11 @@ def stats(data_dir: Path | None, tasks: tuple[str, ...], as_json: bool) -> None:
 
 @app.command()
 @click.option("--task", required=True, help="the task whose references and metric suite to use")
-@click.option("--split", help="an eval split of the task (default: its first)")
+@click.option(
+    "--split",
+    help="an eval split of the task (default: every split the file's line count fits; a file of "
+    "the full test set, e.g. WebNLG's 1,862 lines, scores each split cut from it)",
+)
 @click.option("--data-dir", type=click.Path(path_type=Path), help="official task files")
 @click.option(
     "--predictions",
@@ -387,11 +392,9 @@ def params(model: str, as_json: bool, plugins: tuple[str, ...]) -> None:
     "--metrics", "metrics_only", is_flag=True, help="time the E2E metric suite on 630 outputs"
 )
 @click.option(
-    "--executors", is_flag=True, help="time the grid with the local and the Ray executor"
+    "--executors", is_flag=True, help="time the grid: local on all cores, local on one thread, Ray"
 )
-def perf(
-    grid: str, warm_only: bool, out: Path | None, metrics_only: bool, executors: bool
-) -> None:
+def perf(grid: str, warm_only: bool, out: Path | None, metrics_only: bool, executors: bool) -> None:
     """Benchmark a grid: cold (empty model cache), warm, and a rerun that skips every cell."""
     from bench.grid import load_grid
     from bench.perf import benchmark, executor_benchmark, metrics_benchmark
@@ -401,7 +404,7 @@ def perf(
         text = json.dumps(metrics_benchmark(), indent=2)
     elif executors:
         load_grid(grid)
-        console.print(f"benchmarking grid {grid}: local executor, then Ray")
+        console.print(f"benchmarking grid {grid}: local (all cores, one thread), then Ray")
         text = json.dumps(executor_benchmark(grid), indent=2)
     else:
         load_grid(grid)  # bad input fails here, before minutes of work

@@ -8,24 +8,38 @@ the stored predictions) gives the delta (candidate minus baseline), its 95% inte
 verdict in the metric's own direction (TER: lower is better). A **regression** is a "worse"
 verdict whose delta exceeds the tolerance; both are on the paper's scale of the metric (E2E BLEU
 x 100), like the reports. Cells or splits that cannot be paired are listed, never dropped.
+
+One seed's delta mixes the change under test with training noise. So where two or more seeds of
+an experiment (its coordinates but the seed) pair up on a split, that split gets one verdict per
+metric instead of one per seed: the mean of the per-seed deltas, with the interval of a bootstrap
+over seeds and test inputs together (`bench.metrics.bootstrap.seed_bootstrap`). Seed s of the
+candidate pairs with seed s of the baseline, like a single-seed cell: the same experiment, so
+unchanged results give a delta and interval of exactly 0.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
+
+import numpy as np
 
 from bench.bundle import CellKey, CellResults, ResultsSource
 from bench.errors import UserError
+from bench.metrics.bootstrap import Comparison, seed_bootstrap
+
+Pair = tuple[CellResults, CellResults]  # one seed's cell in the baseline, and in the candidate
+ALL_SEEDS = -1  # the seed of an experiment's key: its cells of every seed
 
 
 @dataclass(frozen=True)
 class MetricComparison:
-    """One (cell, split, metric): scores and delta on the paper's scale."""
+    """One (cell, split, metric), or one (experiment, split, metric) over several seeds: scores
+    and delta on the paper's scale. Over seeds, scores and delta are means over the seeds."""
 
     task: str
-    cell: str  # the cell's label, size and seed
+    cell: str  # the cell's label, size and seed (or seeds)
     split: str
     ood: bool
     metric: str
@@ -37,6 +51,8 @@ class MetricComparison:
     p_value: float
     verdict: str  # better | same | worse, from the candidate's side
     regression: bool  # worse by more than the tolerance
+    seeds: list[int]  # the seeds compared, the same on both sides
+    seed_deltas: list[float]  # each seed's delta, in the order of `seeds`
 
 
 @dataclass(frozen=True)
@@ -97,8 +113,19 @@ def compare_sources(
     for key in cand:
         if key not in base:
             report.not_compared.append(_missing(cand[key], f"only in {candidate.name}"))
+    experiments: dict[tuple[CellKey, str], list[Pair]] = {}
     for key in shared:
-        _compare_cell(report, base[key], cand[key], suites[key.task], metrics)
+        for split in dict.fromkeys([*base[key].scores, *cand[key].scores]):
+            reason = _unpairable(report, base[key], cand[key], split)
+            if reason:
+                report.not_compared.append(
+                    NotCompared(key.task, cand[key].describe(), split, reason)
+                )
+            else:
+                experiment = (replace(key, seed=ALL_SEEDS), split)
+                experiments.setdefault(experiment, []).append((base[key], cand[key]))
+    for (key, split), pairs in experiments.items():
+        _compare_split(report, pairs, split, suites[key.task], metrics)
     return report
 
 
@@ -141,49 +168,79 @@ def _missing(cell: CellResults, reason: str) -> NotCompared:
     return NotCompared(cell.config["task"], cell.describe(), None, reason)
 
 
-def _compare_cell(
+def _compare_split(
     report: ComparisonReport,
-    base: CellResults,
-    cand: CellResults,
+    pairs: list[Pair],
+    split: str,
     suite: str,
     metrics: Sequence[str],
 ) -> None:
+    """One row per metric for this split of an experiment: seed by seed when one seed pairs up,
+    else over the seeds (pairs hold the baseline's and the candidate's cell of each seed)."""
     from bench.metrics.suites import SUITES, compare_suite, paper_factor
 
-    task, label = cand.config["task"], cand.describe()
-    wanted = list(metrics) or SUITES.get(suite).names()
-    for split in dict.fromkeys([*base.scores, *cand.scores]):
-        reason = _unpairable(report, base, cand, split)
-        if reason:
-            report.not_compared.append(NotCompared(task, label, split, reason))
-            continue
+    base, cand = pairs[0]
+    task, seeds = cand.config["task"], [cell.key.seed for _, cell in pairs]
+    if len(pairs) == 1:
         a, b = cand.outputs[split], base.outputs[split]
-        comparisons = compare_suite(suite, a.predictions, b.predictions, a.references)
-        ood = next(iter(cand.scores[split].values())).ood
-        for metric in wanted:
-            if metric not in comparisons:
-                report.not_compared.append(
-                    NotCompared(task, label, split, f"{metric} unavailable (see `bench score`)")
-                )
-                continue
-            c, factor = comparisons[metric], paper_factor(suite, metric)
-            report.rows.append(
-                MetricComparison(
-                    task=task,
-                    cell=label,
-                    split=split,
-                    ood=ood,
-                    metric=metric,
-                    baseline=_stored(base, split, metric, factor),
-                    candidate=_stored(cand, split, metric, factor),
-                    delta=c.delta * factor,
-                    low=c.low * factor,
-                    high=c.high * factor,
-                    p_value=c.p_value,
-                    verdict=c.verdict,
-                    regression=c.verdict == "worse" and abs(c.delta * factor) > report.tolerance,
-                )
+        single = compare_suite(suite, a.predictions, b.predictions, a.references)
+        comparisons = {name: (c, [c.delta]) for name, c in single.items()}
+        label = cand.describe()
+    else:
+        comparisons = _seed_comparisons(suite, pairs, split)
+        label = f"{cand.describe().rsplit(' seed ', 1)[0]} seeds {','.join(map(str, seeds))}"
+    ood = next(iter(cand.scores[split].values())).ood
+    for metric in list(metrics) or SUITES.get(suite).names():
+        if metric not in comparisons:
+            report.not_compared.append(
+                NotCompared(task, label, split, f"{metric} unavailable (see `bench score`)")
             )
+            continue
+        (c, seed_deltas), factor = comparisons[metric], paper_factor(suite, metric)
+        report.rows.append(
+            MetricComparison(
+                task=task,
+                cell=label,
+                split=split,
+                ood=ood,
+                metric=metric,
+                baseline=_stored([b for b, _ in pairs], split, metric, factor),
+                candidate=_stored([a for _, a in pairs], split, metric, factor),
+                delta=c.delta * factor,
+                low=c.low * factor,
+                high=c.high * factor,
+                p_value=c.p_value,
+                verdict=c.verdict,
+                regression=c.verdict == "worse" and abs(c.delta * factor) > report.tolerance,
+                seeds=seeds,
+                seed_deltas=[d * factor for d in seed_deltas],
+            )
+        )
+
+
+def _seed_comparisons(
+    suite_name: str, pairs: list[Pair], split: str
+) -> dict[str, tuple[Comparison, list[float]]]:
+    """Per metric available on every seed of both sides: the bootstrap over seeds and inputs,
+    and each seed's delta (candidate minus baseline, official scale)."""
+    from bench.metrics.suites import SUITES
+
+    suite = SUITES.get(suite_name)
+    stats = []
+    for base, cand in pairs:
+        a, b = cand.outputs[split], base.outputs[split]
+        stats.append(
+            (suite.stats(a.predictions, a.references), suite.stats(b.predictions, b.references))
+        )
+    out = {}
+    for name in suite.names():
+        seeds = [(a[name], b[name]) for a, b in stats]
+        if not all(isinstance(x, np.ndarray) for pair in seeds for x in pair):
+            continue
+        metric = suite.by_name[name].metric
+        deltas = [metric.aggregate(a) - metric.aggregate(b) for a, b in seeds]
+        out[name] = (seed_bootstrap(metric, seeds), deltas)
+    return out
 
 
 def _unpairable(
@@ -206,9 +263,12 @@ def _unpairable(
     return None
 
 
-def _stored(cell: CellResults, split: str, metric: str, factor: float) -> float | None:
-    score = cell.scores[split].get(metric)
-    return None if score is None else score.value * factor
+def _stored(cells: list[CellResults], split: str, metric: str, factor: float) -> float | None:
+    """The stored score, or its mean over the seeds' cells; None unless every cell stores it."""
+    scores = [cell.scores[split].get(metric) for cell in cells]
+    if any(score is None for score in scores):
+        return None
+    return float(np.mean([score.value for score in scores if score is not None])) * factor
 
 
 # --- rendering ------------------------------------------------------------------------------

@@ -29,6 +29,18 @@ class EvalSplit:
     ood: bool
 
 
+@dataclass(frozen=True)
+class SplitRows:
+    """Where an eval split's inputs sit in a full split: `rows` of `full`, in the split's order.
+
+    One file of outputs for the full split then scores every split drawn from it, as the WebNLG
+    challenge scored one file of all 1,862 test inputs on seen, unseen and all categories.
+    """
+
+    full: str
+    rows: tuple[int, ...]
+
+
 class Task:
     """Base class of a task: subclasses set the class attributes and implement `load`.
 
@@ -66,12 +78,28 @@ class Task:
             valid = ", ".join(self.data_splits())
             raise UserError(f"task {self.name!r} has no split {split!r}; valid: {valid}")
 
+    def eval_split_rows(self, data_dir: Path | None) -> dict[str, SplitRows]:
+        """Every eval split as rows of the full split it is a subset of (`bench score` without
+        `--split` reads one file of the full split's outputs). By default each split is its own
+        full split; tasks whose splits are subsets of one test set override this, and their
+        metric suite must then compute per-input statistics that do not depend on the corpus."""
+        return {
+            s.name: SplitRows(s.name, tuple(range(len(self.load(s.name, data_dir)))))
+            for s in self.eval_splits
+        }
+
     def data_files(self, data_dir: Path | None) -> list[Path]:
         """The files `load` reads, so runs can record their hashes; none for generated tasks."""
         return []
 
     def recipe(self) -> dict[str, object]:
         """How the splits are built (sources, filters, sampling), recorded with every run."""
+        return {}
+
+    def pool_sizes(self, data_dir: Path | None) -> dict[str, dict[str, int | str]]:
+        """Per split, the sizes of the pool a selection rule (topic, category) draws it from and
+        of the split drawn, counted from metadata alone so `bench data stats` can show them
+        without the texts; {} for tasks that select nothing or whose metadata is absent."""
         return {}
 
 

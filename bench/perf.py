@@ -22,8 +22,10 @@ from bench.errors import UserError
 from bench.mini.config import cache_root
 
 
-def _timed_run(grid: str, results: Path, cache: Path, *extra: str) -> float:
+def _timed_run(grid: str, results: Path, cache: Path, *extra: str, threads: int = 0) -> float:
     env = {**os.environ, "BENCH_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
     started = time.time()
     subprocess.run(
         [sys.executable, "-m", "bench", "run", "--grid", grid, "--results-dir", str(results),
@@ -36,20 +38,33 @@ def _timed_run(grid: str, results: Path, cache: Path, *extra: str) -> float:
 
 
 def executor_benchmark(grid: str) -> dict[str, object]:
-    """The grid (warm model cache) with the local executor, one cell after another on all
-    cores, then as Ray tasks, one CPU each, as many at once as the machine has cores."""
+    """The grid (warm model cache) three ways: the local executor, one cell after another, on
+    all cores (torch's threads) and on one thread; then as Ray tasks, one CPU each, as many at
+    once as the machine has cores.
+
+    Two ratios, because they answer two questions. `speedup_same_threads` (one-thread local /
+    Ray) is what running cells side by side gains for the same work: both compute the same
+    outputs byte for byte. `speedup_vs_all_cores` (all-core local / Ray) is what a user of this
+    machine gains over the default, where torch already spreads one cell over every core.
+    """
     from bench.grid import load_grid
     from bench.models import prepare_model
 
-    prepare_model(load_grid(grid)[0].model)  # the mini LM built before either is timed
+    prepare_model(load_grid(grid)[0].model)  # the mini LM built before anything is timed
     with tempfile.TemporaryDirectory(prefix="bench-perf-") as tmp:
         root = Path(tmp)
         local = _timed_run(grid, root / "local", cache_root())
+        one_thread = _timed_run(grid, root / "one-thread", cache_root(), threads=1)
         ray = _timed_run(grid, root / "ray", cache_root(), "--executor", "ray")
     return {
         "grid": grid,
-        "seconds": {"local": round(local, 1), "ray": round(ray, 1)},
-        "speedup": round(local / ray, 2),
+        "seconds": {
+            "local_all_cores": round(local, 1),
+            "local_one_thread": round(one_thread, 1),
+            "ray": round(ray, 1),
+        },
+        "speedup_same_threads": round(one_thread / ray, 2),
+        "speedup_vs_all_cores": round(local / ray, 2),
         "machine": _machine(),
     }
 

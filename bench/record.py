@@ -64,3 +64,6 @@ class CellRecord:
     predictions: dict[str, list[Prediction]]  # split -> one per input
     stored: bytes  # the method's stored weights, a safetensors file's bytes
     notes: list[str] = field(default_factory=list)  # for the user: e.g. a metric unavailable
+    # split -> metric -> why it has no score (no Java, a crashed JVM): stored with the cell, so
+    # reports say why a column is blank instead of leaving it silently empty
+    missing: dict[str, dict[str, str]] = field(default_factory=dict)

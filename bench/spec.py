@@ -83,6 +83,20 @@ class MethodSettings(_Frozen):
         return 0
 
 
+class FrozenBaseSettings(MethodSettings):
+    """Settings of methods that train beside a frozen base (prefix, prompt, infix)."""
+
+    base_dropout: bool | None = Field(
+        None,
+        description="dropout of the frozen base while training; unset follows the authors: "
+        "off for decoder-only models (their GPT-2 trainer's use_dropout=no), on for "
+        "encoder-decoder ones (their BART trainer leaves BART in train mode)",
+    )
+
+    def resolved_base_dropout(self, is_encoder_decoder: bool) -> bool:
+        return is_encoder_decoder if self.base_dropout is None else self.base_dropout
+
+
 class TaskEntry(_Frozen):
     name: str
     splits: list[str] | None = Field(

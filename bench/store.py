@@ -27,6 +27,9 @@ SCHEMA_VERSION = 3  # 2: scores carry 95% intervals (low, high); 3: runs carry t
 UPGRADES = {  # version -> statements that bring a store of it to SCHEMA_VERSION
     2: ("ALTER TABLE runs ADD COLUMN owner TEXT", "ALTER TABLE runs ADD COLUMN heartbeat REAL")
 }
+# The provenance key of the metrics a finished cell has no score for (split -> metric -> why):
+# kept in the run's provenance JSON, not a table of its own, so stores of every version read alike.
+MISSING_METRICS = "missing_metrics"
 HEARTBEAT_SECONDS = 20.0  # a running cell's runner renews its claim this often
 LEASE_SECONDS = 90.0  # a claim not renewed for this long is stale: its cell is taken over
 BUSY_TIMEOUT_MS = 30_000  # another process's write transaction: wait, never "database is locked"
@@ -358,6 +361,23 @@ class Store:
             args,
         ).fetchall()
 
+    def missing_metrics(self, grid: str | None = None) -> list[dict[str, Any]]:
+        """The metrics finished cells have no score for, and why (no Java, a crashed JVM): one
+        row (cell, task, label, split, metric, reason) each, in grid order. Cells stored before
+        reasons were kept have none."""
+        rows = []
+        for run in self.runs(grid):
+            if run["status"] != "done":
+                continue
+            unscored = json.loads(run["provenance"] or "{}").get(MISSING_METRICS, {})
+            rows += [
+                {"cell": run["cell"], "task": run["task"], "label": run["label"]}
+                | {"split": split, "metric": metric, "reason": reason}
+                for split, metrics in unscored.items()
+                for metric, reason in metrics.items()
+            ]
+        return rows
+
     def losses(self, cell: str, kind: str = "train") -> list[tuple[int, float]]:
         return [
             (r["step"], r["value"])
@@ -372,7 +392,8 @@ def write_record(store: Store, results_dir: Path, record: CellRecord) -> None:
     """The one place a finished cell is written: its folder (predictions per split, stored
     weights, cell.json), whole or absent, then its rows in the store, then its mid-cell
     checkpoint is dropped. The files are flushed to disk before the rows commit, so a crash
-    never leaves a `done` row without them; a folder without a `done` row is replaced."""
+    never leaves a `done` row without them; a folder without a `done` row is replaced. The
+    metrics it has no score for go into its provenance (`MISSING_METRICS`) with their reasons."""
     out = cell_dir(results_dir, record.cell.id)
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
@@ -390,7 +411,7 @@ def write_record(store: Store, results_dir: Path, record: CellRecord) -> None:
         record.params,
         record.losses,
         record.timings,
-        record.provenance,
+        {**record.provenance, MISSING_METRICS: record.missing},
     )
     shutil.rmtree(checkpoint_dir(results_dir, record.cell.id), ignore_errors=True)
 

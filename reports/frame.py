@@ -8,6 +8,7 @@ cell's parsed settings. Tables and plots aggregate over seeds (and low-data samp
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 
 import pandas as pd
@@ -89,6 +90,30 @@ def trained_share(frame: pd.DataFrame) -> pd.Series:
         trained=("trained_params", "max"), total=("total_params", "max")
     )
     return 100 * params["trained"] / params["total"]
+
+
+@dataclass(frozen=True)
+class Missing:
+    """A metric some finished cells of a task have no score for on a split, and why."""
+
+    task: str
+    split: str
+    metric: str
+    reason: str
+    cells: int  # finished cells of the task without it
+    of: int  # finished cells of the task
+
+
+def missing_metrics(store: Store, grid: str | None = None) -> list[Missing]:
+    """The grid's missing metrics (no Java, a crashed JVM), one entry per task, split, metric
+    and reason, with how many of the task's finished cells lack it: what a table's blank needs
+    said beside it."""
+    done = Counter(run["task"] for run in store.runs(grid) if run["status"] == "done")
+    counts = Counter(
+        (row["task"], row["split"], row["metric"], row["reason"])
+        for row in store.missing_metrics(grid)
+    )
+    return [Missing(*key, cells, done[key[0]]) for key, cells in counts.items()]
 
 
 def failure_line(run: dict) -> str:

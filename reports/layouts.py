@@ -11,11 +11,11 @@ what it ran, so the mini grid, a paper grid and an ad-hoc grid all get a fitting
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 
 import pandas as pd
 
-from bench.reports.frame import summarize, trained_share
+from bench.reports.frame import Missing, summarize, trained_share
 from bench.reports.paper import matching_rows
 from bench.reports.table import Column, Row, Table
 
@@ -302,7 +302,24 @@ def matrix(frame: pd.DataFrame, intervals: bool) -> Table | None:
 LAYOUTS = (table1, table2, extrapolation, lowdata, prefix_length, matrix)
 
 
-def tables(frame: pd.DataFrame, intervals: bool = False) -> list[Table]:
-    """Every layout the grid's results fill, in the paper's order, the matrix last."""
-    built = (layout(frame, intervals) for layout in LAYOUTS)
-    return [t for t in built if t is not None]
+def tables(
+    frame: pd.DataFrame, intervals: bool = False, missing: Sequence[Missing] = ()
+) -> list[Table]:
+    """Every layout the grid's results fill, in the paper's order, the matrix last. A metric
+    some cells have no score for (`missing`) is a footnote, with its reason, of every table
+    showing its task, and of the matrix: a blank or absent column always says why."""
+    built = [t for t in (layout(frame, intervals) for layout in LAYOUTS) if t is not None]
+    for table in built:
+        shown = {column.header[0] for column in table.columns}
+        table.notes += [
+            missing_note(m) for m in missing if table.name == "matrix" or task_name(m.task) in shown
+        ]
+    return built
+
+
+def missing_note(missing: Missing) -> str:
+    """Which metric is missing where, for how many of the task's cells, and why (the fix)."""
+    return (
+        f"{metric_name(missing.metric)} missing on {task_name(missing.task)} {missing.split} "
+        f"({missing.cells} of {missing.of} cells): {missing.reason}"
+    )

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from bench.errors import UserError
-from bench.reports.frame import failure_line, results_frame
+from bench.reports.frame import failure_line, missing_metrics, results_frame
 from bench.reports.layouts import tables as build_tables
 from bench.reports.page import render_page
 from bench.reports.plots import draw_all
@@ -57,7 +57,7 @@ def write_report(store: Store, grid: str, out_dir: Path, intervals: bool = False
 def _render(store: Store, grid: str, staging: Path, intervals: bool) -> None:
     frame = results_frame(store, grid)
     runs = store.runs(grid)
-    tables = build_tables(frame, intervals) if not frame.empty else []
+    tables = build_tables(frame, intervals, missing_metrics(store, grid)) if not frame.empty else []
     plots = draw_all(frame, store, staging)
     for table in tables:
         (staging / f"{table.name}.md").write_text(f"## {table.title}\n\n{to_markdown(table)}")

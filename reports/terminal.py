@@ -13,10 +13,11 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.compare import ComparisonReport, summary
+from bench.metrics import Metric
 from bench.metrics.suites import SUITES
 from bench.registry import TASKS
-from bench.reports.frame import results_frame
-from bench.reports.layouts import matrix, task_name
+from bench.reports.frame import missing_metrics, results_frame
+from bench.reports.layouts import matrix, missing_note, task_name
 from bench.store import Store
 
 EXPORT_KEYS = (
@@ -40,7 +41,9 @@ EXPORT_KEYS = (
 
 
 def results_summary(store: Store, grid: str, console: Console) -> None:
-    """The results matrix, one terminal table per task (a single wide matrix does not fit)."""
+    """The results matrix, one terminal table per task (a single wide matrix does not fit),
+    then one line per metric some cells have no score for, with why (a blank never goes
+    unexplained)."""
     frame = results_frame(store, grid)
     for task, part in frame.groupby("task", sort=False):
         table = matrix(part, intervals=False)
@@ -58,6 +61,9 @@ def results_summary(store: Store, grid: str, console: Console) -> None:
                 row.label, *(f"[bold]{c}[/]" if i in best[j] else c for j, c in enumerate(cells))
             )
         console.print(out)
+    for missing in missing_metrics(store, grid):
+        line = missing_note(missing)
+        console.print(line, style="yellow", markup=False, highlight=False, soft_wrap=True)
 
 
 def export_rows(store: Store, grid: str | None, format_: str, stream: IO[str]) -> None:
@@ -76,7 +82,8 @@ def export_rows(store: Store, grid: str | None, format_: str, stream: IO[str]) -
 
 
 def data_stats(table: dict[str, dict[str, dict[str, Any]]], console: Console) -> None:
-    """Inputs and references per task and split; absent files with the reason."""
+    """Inputs and references per task and split; absent files with the reason; then the pools
+    of splits selected by a rule, where the task reports them."""
     out = Table("task", "split", "inputs", "references", "note")
     for task, splits in table.items():
         for split, row in splits.items():
@@ -85,18 +92,50 @@ def data_stats(table: dict[str, dict[str, dict[str, Any]]], console: Console) ->
             else:
                 out.add_row(task, split, "-", "-", f"absent: {row['reason']}")
     console.print(out)
+    pools = [
+        (t, s, row["pool"]) for t, rows in table.items() for s, row in rows.items() if "pool" in row
+    ]
+    if pools:
+        console.print(_pool_table(pools))
+
+
+def _pool_table(pools: list[tuple[str, str, dict[str, Any]]]) -> Table:
+    """Splits a rule selects: the official split each draws from, its ids, those whose topic is
+    known, the pool with the split's topic, and the size drawn; partial metadata is flagged,
+    as its counts are lower bounds."""
+    out = Table(
+        "task", "split", "from", "ids", "topic known", "pool", "size", "note",
+        title="Splits selected by topic (from the split file and URL files)", title_justify="left",
+    )  # fmt: skip
+    for task, split, pool in pools:
+        if "pool" not in pool:
+            out.add_row(task, split, "-", "-", "-", "-", "-", f"absent: {pool['reason']}")
+            continue
+        counts = (f"{pool[key]:,}" for key in ("ids", "known", "pool", "size"))
+        unknown = pool["ids"] - pool["known"]
+        note = f"ids without a topic: {unknown:,}; counts are lower bounds" if unknown else ""
+        out.add_row(task, split, pool["from"], *counts, note)
+    return out
 
 
 _VERDICT_STYLE = {"better": "green", "same": "dim", "worse": "yellow"}
+_SEEDS_CAPTION = (
+    "rows over seeds: means over the seeds, each paired with the same seed; 95% CI of a "
+    "bootstrap over seeds and test inputs"
+)
 
 
 def comparison(report: ComparisonReport, console: Console) -> None:
-    """One table per task, then what was not compared, then a one-line verdict."""
+    """One table per task, then what was not compared, then a one-line verdict. A row over
+    several seeds says so in its caption: its numbers are means, its interval covers the seeds."""
     tasks = list(dict.fromkeys(row.task for row in report.rows))
     for task in tasks:
+        over_seeds = any(len(r.seeds) > 1 for r in report.rows if r.task == task)
         table = Table(
             title=f"{task}: {report.candidate} vs {report.baseline} (paper scale)",
             title_justify="left",
+            caption=_SEEDS_CAPTION if over_seeds else None,
+            caption_justify="left",
         )
         for column in ("cell", "split", "metric"):
             table.add_column(column)
@@ -133,29 +172,46 @@ def _number(value: float | None) -> str:
 
 
 def scores(result: dict[str, Any], console: Console) -> None:
-    """A table of values on the official scales with their 95% bootstrap intervals."""
+    """A table of values on the official scales with their 95% bootstrap intervals: one split
+    (`score --split`) or, one section each, every split scored from one file (`result["splits"]`).
+    Under it, one line per unavailable metric with why (and the fix): the table stays narrow.
+    """
     suite_name = TASKS.get(result["task"])().suite
     suite = SUITES.get(suite_name)
-    table = Table(
-        title=f"{result['task']} {result['split']}: {result['n']} inputs ({suite_name} suite)",
-        title_justify="left",
-    )
-    for column in ("metric", "value", "95% interval", "scale"):
-        table.add_column(column, justify="left" if column == "metric" else "right")
-    for name, score in result["metrics"].items():
-        metric = suite.by_name[name].metric
-        scale = metric.scale + ("" if metric.higher_is_better else ", lower is better")
-        if score["value"] is None:
-            table.add_row(name, "unavailable", score["unavailable"], scale)
-            continue
-        digits = 2 if metric.scale == "0-100" else 4
-        interval = (
-            f"[{score['low']:.{digits}f}, {score['high']:.{digits}f}]"
-            if score["low"] is not None
-            else ""
-        )
-        table.add_row(name, f"{score['value']:.{digits}f}", interval, scale)
+    splits = result.get("splits") or {result["split"]: result}
+    sizes = ", ".join(f"{split}: {entry['n']} inputs" for split, entry in splits.items())
+    table = Table(title=f"{result['task']} {sizes} ({suite_name} suite)", title_justify="left")
+    for column in ("split", "metric", "value", "95% interval", "scale"):
+        table.add_column(column, justify="left" if column in ("split", "metric") else "right")
+    for split, entry in splits.items():
+        for i, (name, score) in enumerate(entry["metrics"].items()):
+            cells = _score_cells(suite.by_name[name].metric, score)
+            last = i == len(entry["metrics"]) - 1
+            table.add_row(split if i == 0 else "", name, *cells, end_section=last)
     console.print(table)
+    unavailable = dict.fromkeys(
+        f"{name} unavailable: {score['unavailable']}"
+        for entry in splits.values()
+        for name, score in entry["metrics"].items()
+        if score["value"] is None
+    )
+    for line in unavailable:
+        console.print(line, style="yellow", markup=False, highlight=False, soft_wrap=True)
+
+
+def _score_cells(metric: Metric, score: dict[str, Any]) -> tuple[str, str, str]:
+    """Value, interval and scale of one score as printed (the reason an unavailable one has
+    is printed under the table)."""
+    scale = metric.scale + ("" if metric.higher_is_better else ", lower is better")
+    if score["value"] is None:
+        return "unavailable", "", scale
+    digits = 2 if metric.scale == "0-100" else 4
+    interval = (
+        f"[{score['low']:.{digits}f}, {score['high']:.{digits}f}]"
+        if score["low"] is not None
+        else ""
+    )
+    return f"{score['value']:.{digits}f}", interval, scale
 
 
 def parameters(table: dict[str, Any]) -> str:

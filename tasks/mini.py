@@ -8,7 +8,7 @@ from functools import cache
 from pathlib import Path
 from typing import ClassVar
 
-from bench.data import DEV, TRAIN, EvalSplit, Example, Task
+from bench.data import DEV, TRAIN, EvalSplit, Example, SplitRows, Task
 from bench.mini import world
 from bench.registry import TASKS
 
@@ -68,6 +68,15 @@ class MiniWebNLG(Task):
             return self.load("test_seen") + self.load("test_unseen")
         domains = world.UNSEEN_DOMAINS if split == "test_unseen" else world.SEEN_DOMAINS
         return list(_webnlg(split, self.sizes[split], domains))
+
+    def eval_split_rows(self, data_dir: Path | None = None) -> dict[str, SplitRows]:
+        """`test` is test_seen followed by test_unseen, so one file of it scores all three."""
+        seen, unseen = self.sizes["test_seen"], self.sizes["test_unseen"]
+        return {
+            "test_seen": SplitRows("test", tuple(range(seen))),
+            "test_unseen": SplitRows("test", tuple(range(seen, seen + unseen))),
+            "test": SplitRows("test", tuple(range(seen + unseen))),
+        }
 
 
 @cache

@@ -19,7 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
 
-from bench.data import DEV, TRAIN, EvalSplit, Example, Task
+from bench.data import DEV, TRAIN, EvalSplit, Example, SplitRows, Task
 from bench.datafiles import data_root, natural_key, parse_xml, require
 from bench.errors import UserError
 from bench.hub import hub_rows
@@ -42,6 +42,7 @@ SEEN = frozenset(
 UNSEEN = frozenset({"Artist", "Athlete", "CelestialBody", "MeanOfTransportation", "Politician"})
 ROOT = "webnlg/webnlg_challenge_2017"
 TEST_FILE = f"{ROOT}/test/testdata_with_lex.xml"
+TEST_CATEGORIES = {"test_seen": SEEN, "test_unseen": UNSEEN, "test": SEEN | UNSEEN}
 
 
 def linearize(triples: Iterable[tuple[str, str, str]]) -> str:
@@ -103,6 +104,12 @@ def to_examples(entries: list[dict[str, Any]], good_only: bool) -> list[Example]
     return examples
 
 
+def _test_inputs(entries: list[dict[str, Any]]) -> list[tuple[str, Example]]:
+    """(category, input) of every test entry with a reference, in entry order: one list from
+    which both the splits and their rows in `test` are cut, so the two always agree."""
+    return [(e["category"], ex) for e in entries for ex in to_examples([e], good_only=False)]
+
+
 @TASKS.register("webnlg")
 class WebNLG(Task):
     name = "webnlg"
@@ -127,8 +134,16 @@ class WebNLG(Task):
         )
         if split in (TRAIN, DEV):
             return to_examples(entries, good_only=True)
-        wanted = {"test_seen": SEEN, "test_unseen": UNSEEN, "test": SEEN | UNSEEN}[split]
-        return to_examples([e for e in entries if e["category"] in wanted], good_only=False)
+        wanted = TEST_CATEGORIES[split]
+        return [ex for category, ex in _test_inputs(entries) if category in wanted]
+
+    def eval_split_rows(self, data_dir: Path | None) -> dict[str, SplitRows]:
+        """Seen and unseen are the rows of their categories in `test` (the official file order)."""
+        categories = [category for category, _ in _test_inputs(self._entries("test", data_dir))]
+        return {
+            split: SplitRows("test", tuple(i for i, c in enumerate(categories) if c in wanted))
+            for split, wanted in TEST_CATEGORIES.items()
+        }
 
     def _entries(self, part: str, data_dir: Path | None) -> list[dict[str, Any]]:
         if self._from_files(data_dir):

@@ -8,17 +8,25 @@ Articles come from one of, under `DIR/xsum/`:
   summary FIRST-SENTENCE, as the hub dataset builds them;
 - or, with no data dir, the hub dataset `EdinburghNLP/xsum`.
 
-Topic splits need each article's URL: from the `.summary` files or `url` fields, else from the
-authors' id -> URL map `XSum-WebArxiveUrls-BBCids.txt` (lines `URL ID`). The topic of a URL is
-the paper's `process_url`: the last three path components, minus a numeric last one (or else only
-the first `-`-token of the last one), minus a leading `www` host: `.../news/uk-england-4006` ->
-(news, uk), `.../sport/football/3726` -> (sport, football), old `.../sport/0/football/1` ->
-(0, football), which the paper does not count as sport.
-- `xsum-news-sports`: train and dev on news; `test_sport` (OOD) on sport, with `test_news` (ID).
-- `xsum-within-news`: train and dev on news/uk, news/business, news/world; `test_unseen` (OOD) on
-  the other news topics, with `test_seen` (ID) on the training topics.
-Test splits are subsampled to 8,000 articles as the paper's were, but seeded (the paper's were
-not); train and dev keep every matching article. The recipe is recorded with each run.
+Topic splits need each article's URL: from the `.summary` files or `url` fields, else from the URL
+files the authors' repository ships under `DIR/xsum/`: the id -> URL map
+`XSum-WebArxiveUrls-BBCids.txt` (lines `URL ID`) and/or URL lists `XSum-WebArxiveUrls.txt` (and
+`XSum-WebArxiveUrls_*.txt`, one URL a line), whose BBC id is the number ending the URL (the
+authors' README: "Each article comes with a unique identifier in its URL"); the map wins ties.
+The topic of a URL is the paper's `process_url` (PrefixTuning `topic_url_process.py`): the last
+three path components; a numeric last one is dropped, any other is cut to its first `-`-token
+(dropped when it has no `-`); a first component holding `www` (the host) is dropped:
+`.../news/uk-england-4006` -> (news, uk), `.../sport/football/3726` -> (sport, football), old
+`.../sport/0/football/1` -> (0, football), which the paper does not count as sport.
+- `xsum-news-sports`: train and dev on topics starting with news; `test_sport` (OOD) on topics
+  starting with sport, with `test_news` (ID, this project's addition) on news.
+- `xsum-within-news`: train and dev on exactly (news, uk), (news, business), (news, world);
+  `test_unseen` (OOD) on the other news topics, with `test_seen` (ID) on the training topics.
+Train and dev keep every matching article of the official train and validation splits; the test
+splits draw from the official test split, and one holding more than 8,000 matching articles is
+cut to a sample of 8,000 (the paper's cap, `np.random.choice` without a seed), here seeded by
+`random.Random("<task>:<split>")` and kept in file order. `pool_sizes` counts each split from the
+split file and the URL files alone, so `bench data stats` shows them without the article text.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from bench.registry import TASKS
 
 SPLIT_FILE = "xsum/XSum-TRAINING-DEV-TEST-SPLIT-90-5-5.json"
 URL_MAP = "xsum/XSum-WebArxiveUrls-BBCids.txt"
+URL_LIST = "xsum/XSum-WebArxiveUrls.txt"
 HUB_ID = "EdinburghNLP/xsum"
 OFFICIAL = {TRAIN: "train", DEV: "validation", "test": "test"}
 TEST_SAMPLE = 8000
@@ -59,6 +68,7 @@ SHARE_LINES = frozenset(
     }
 )
 _SUMMARY_FIELD = re.compile(r"\[SN\](URL|TITLE|FIRST-SENTENCE|RESTBODY)\[SN\]")
+_TRAILING_ID = re.compile(r"(\d+)/?$")
 
 
 @dataclass(frozen=True)
@@ -70,15 +80,15 @@ class Article:
 
 
 def process_url(url: str) -> tuple[str, ...]:
-    """The paper's topic of a BBC URL (see the module docstring for its quirks)."""
-    parts = url.rstrip("/").split("/")[-3:]
-    if parts[-1].isdigit():
-        parts = parts[:-1]
-    else:
-        parts[-1] = parts[-1].split("-")[0]
-    if parts and parts[0].startswith("www"):
+    """The paper's topic of a BBC URL, quirks included (see the module docstring): the splits
+    are defined by it, so a cleaner parse would move articles between train and test."""
+    parts = url.strip("/").split("/")[-3:]
+    last = parts.pop()
+    if parts and "www" in parts[0]:
         parts = parts[1:]
-    return tuple(parts)
+    if not last.isdigit() and "-" in last:
+        parts.append(last.split("-")[0])
+    return tuple(part for part in parts if part)
 
 
 def parse_summary_file(path: Path) -> Article:
@@ -110,17 +120,50 @@ def articles_from_rows(rows: Iterable[dict[str, Any]], where: str) -> list[Artic
     ]
 
 
-def read_url_map(path: Path) -> dict[str, str]:
+def read_url_file(path: Path) -> dict[str, str]:
+    """id -> URL from `URL ID` lines (the -BBCids map) or bare URL lines (the URL lists), where
+    the id is the number ending the URL."""
     urls = {}
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
             parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 2:
-                raise UserError(f"{path}, line {number}: expected `URL ID`, got {line.strip()!r}")
-            urls[parts[1]] = parts[0]
+            match = _TRAILING_ID.search(parts[0]) if len(parts) == 1 else None
+            if len(parts) == 2:
+                urls[parts[1]] = parts[0]
+            elif match:
+                urls[match.group(1)] = parts[0]
+            elif parts:
+                raise UserError(
+                    f"{path}, line {number}: expected `URL ID` or a URL ending in its BBC id, "
+                    f"got {line.strip()!r}; download the file again"
+                )
     return urls
+
+
+def url_files(root: Path) -> list[Path]:
+    """The URL files under `root/xsum/`, the id -> URL map first (it wins where they disagree)."""
+    lists = sorted((root / "xsum").glob("XSum-WebArxiveUrls*.txt"))
+    return sorted(lists, key=lambda path: path != root / URL_MAP)
+
+
+@cache
+def _url_map(files: tuple[Path, ...]) -> dict[str, str]:
+    urls: dict[str, str] = {}
+    for path in reversed(files):
+        urls.update(read_url_file(path))
+    return urls
+
+
+@cache
+def _split_ids(path: Path) -> dict[str, list[str]]:
+    """The official split file's id lists, read once per process (2.7 MB, used by every split)."""
+    ids = read_json(path)
+    if not (isinstance(ids, dict) and all(isinstance(ids.get(s), list) for s in OFFICIAL.values())):
+        raise UserError(
+            f"{path}: expected the lists {', '.join(OFFICIAL.values())} of BBC ids; is this the "
+            "official split file?"
+        )
+    return ids
 
 
 @TASKS.register("xsum")
@@ -161,7 +204,7 @@ class XSum(Task):
             "summary": [SPLIT_FILE],
             "hub": [],
         }[source]
-        return [root / n for n in [*names, URL_MAP] if (root / n).exists()]
+        return [root / n for n in names if (root / n).exists()] + url_files(root)
 
     def recipe(self) -> dict[str, object]:
         return {"split": "official 90/5/5", "sources": "jsonl | bbc-summary-data | " + HUB_ID}
@@ -175,10 +218,7 @@ def _articles(source: str, official_split: str, data_dir: Path | None) -> tuple[
     if source == "jsonl":
         path = require(data_dir, f"xsum/{official_split}.jsonl", "xsum")
         return tuple(articles_from_rows((r for _, r in read_jsonl(path)), str(path)))
-    split_file = require(data_dir, SPLIT_FILE, "xsum")
-    ids = read_json(split_file)
-    if not isinstance(ids, dict) or official_split not in ids:
-        raise UserError(f"{split_file}: no {official_split!r} id list; is this the official file?")
+    ids = _split_ids(require(data_dir, SPLIT_FILE, "xsum"))
     folder = data_root(data_dir) / "xsum" / "bbc-summary-data"
     missing = [i for i in ids[official_split] if not (folder / f"{i}.summary").exists()]
     if missing:
@@ -192,52 +232,81 @@ def _articles(source: str, official_split: str, data_dir: Path | None) -> tuple[
 class XSumTopics(XSum):
     """XSum restricted by topic: training topics in train/dev, held-out topics in the OOD test."""
 
+    version = "2"  # 2: the paper's process_url and exact seen-topic match, edge cases included
     train_topic: ClassVar[Callable[[tuple[str, ...]], bool]]
     split_topics: ClassVar[dict[str, Callable[[tuple[str, ...]], bool]]]
 
     def load(self, split: str, data_dir: Path | None) -> list[Example]:
         self.check_split(split)
-        official = TRAIN if split == TRAIN else DEV if split == DEV else "test"
-        articles = [a for a in self.articles(official, data_dir) if a.document]
+        articles = [a for a in self.articles(_official(split), data_dir) if a.document]
         urls = self._urls(articles, data_dir)
-        keep = self.split_topics.get(split, type(self).train_topic)
+        keep = self._topic(split)
         chosen = [a for a in articles if keep(process_url(urls[a.id]))]
-        if official == "test" and len(chosen) > TEST_SAMPLE:
+        if _official(split) == "test" and len(chosen) > TEST_SAMPLE:
             picked = random.Random(f"{self.name}:{split}").sample(range(len(chosen)), TEST_SAMPLE)
             chosen = [chosen[i] for i in sorted(picked)]
         return [Example(a.document, (a.summary,)) for a in chosen]
 
+    def pool_sizes(self, data_dir: Path | None) -> dict[str, dict[str, int | str]]:
+        """Each split's size from the split file and the URL files alone (no article text):
+        the official split it draws from (`from`), its `ids`, how many have a URL (`known`), how
+        many of those have the split's topic (`pool`), and `size` after the test sample. Counted
+        before `load` drops empty documents; {} when the split file or every URL file is absent."""
+        root = data_root(data_dir)
+        files = url_files(root)
+        if not files or not (root / SPLIT_FILE).exists():
+            return {}
+        ids, urls = _split_ids(root / SPLIT_FILE), _url_map(tuple(files))
+        sizes: dict[str, dict[str, int | str]] = {}
+        for split in self.data_splits():
+            official = OFFICIAL[_official(split)]
+            known = [urls[i] for i in ids[official] if i in urls]
+            pool = sum(self._topic(split)(process_url(url)) for url in known)
+            cap = TEST_SAMPLE if _official(split) == "test" else pool
+            sizes[split] = {
+                "from": official,
+                "ids": len(ids[official]),
+                "known": len(known),
+                "pool": pool,
+                "size": min(pool, cap),
+            }
+        return sizes
+
+    def _topic(self, split: str) -> Callable[[tuple[str, ...]], bool]:
+        return self.split_topics.get(split, type(self).train_topic)
+
     def _urls(self, articles: list[Article], data_dir: Path | None) -> dict[str, str]:
         urls = {a.id: a.url for a in articles if a.url}
+        folder, files = data_root(data_dir) / "xsum", url_files(data_root(data_dir))
         if len(urls) < len(articles):
-            path = data_root(data_dir) / URL_MAP
-            if not path.exists():
+            if not files:
                 raise UserError(
-                    f"task {self.name!r} needs each article's URL for its topic: {path} not found; "
-                    "run `python -m bench data download xsum` or pass --data-dir DIR holding "
-                    f"{URL_MAP}"
+                    f"task {self.name!r} needs each article's URL for its topic: no "
+                    f"{Path(URL_MAP).name} or {Path(URL_LIST).name} in {folder}; run `python -m "
+                    "bench data download xsum` or pass --data-dir DIR holding either"
                 )
-            urls = {**_url_map(path), **urls}
+            urls = {**_url_map(tuple(files)), **urls}
         missing = [a.id for a in articles if a.id not in urls]
         if missing:
             raise UserError(
-                f"task {self.name!r}: no URL for {len(missing)} articles (first id {missing[0]}) "
-                f"in {data_root(data_dir) / URL_MAP}; download the full map file again"
+                f"task {self.name!r}: no URL for {len(missing)} of {len(articles)} articles "
+                f"(first id {missing[0]}) in {', '.join(p.name for p in files)}; put the full "
+                f"{Path(URL_MAP).name} (226,711 rows) in {folder}"
             )
         return urls
 
     def recipe(self) -> dict[str, object]:
         return {
             **super().recipe(),
-            "topic": "process_url: last 3 URL parts, numeric id dropped, www host dropped",
+            "topic": "process_url (PrefixTuning topic_url_process.py), quirks kept",
             "test_sample": f"{TEST_SAMPLE}, random.Random('{self.name}:<split>'), file order kept",
             "splits": self.__doc__,
         }
 
 
-@cache
-def _url_map(path: Path) -> dict[str, str]:
-    return read_url_map(path)
+def _official(split: str) -> str:
+    """The official split a topic split draws from: train, dev, or test for every test split."""
+    return split if split in (TRAIN, DEV) else "test"
 
 
 def _is_news(topic: tuple[str, ...]) -> bool:
@@ -252,11 +321,12 @@ NEWS_SEEN = frozenset({("news", "uk"), ("news", "business"), ("news", "world")})
 
 
 def _is_seen_news(topic: tuple[str, ...]) -> bool:
-    return topic[:2] in NEWS_SEEN
+    """Exact membership, as the paper's: (news, uk, x) would be an unseen topic."""
+    return topic in NEWS_SEEN
 
 
 def _is_unseen_news(topic: tuple[str, ...]) -> bool:
-    return _is_news(topic) and topic[:2] not in NEWS_SEEN
+    return _is_news(topic) and topic not in NEWS_SEEN
 
 
 @TASKS.register("xsum-news-sports")

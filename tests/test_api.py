@@ -13,9 +13,9 @@ from bench.grid import expand, load_grid
 from bench.store import Store, cell_dir, predictions_file, write_record
 from tests.conftest import TINY_GRID
 
-E2E_ONLY = TINY_GRID[: TINY_GRID.index("  - name: mini-webnlg")] + TINY_GRID[
-    TINY_GRID.index("methods:") :
-]
+E2E_ONLY = (
+    TINY_GRID[: TINY_GRID.index("  - name: mini-webnlg")] + TINY_GRID[TINY_GRID.index("methods:") :]
+)
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ import dataclasses
 import gzip
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -19,7 +20,15 @@ from pathlib import Path
 
 import pytest
 
-from bench.bundle import ResultsSource, load_source
+from bench.bundle import (
+    FORMAT,
+    CellResults,
+    ResultsSource,
+    SplitOutputs,
+    StoredScore,
+    cell_entry,
+    load_source,
+)
 from bench.compare import compare_sources
 from tests.conftest import TINY_GRID
 from tests.test_cli import ROOT, bench
@@ -234,3 +243,145 @@ def test_the_default_grid_does_not_regress_against_the_committed_baseline(tmp_pa
     assert run.returncode == 0, run.stderr[-5000:]
     assert "4 run, 0 already done, 0 failed" in run.stderr
     assert "16 metrics compared" in run.stderr and "; 0 not compared" in run.stderr
+
+
+# --- several seeds: synthetic cells, no training ------------------------------------------------
+WORDS = [f"w{i}" for i in range(15)]
+
+
+def _references(n: int = 60) -> list[list[str]]:
+    rng = random.Random("refs")
+    return [[" ".join(rng.choices(WORDS, k=rng.randint(6, 12)))] for _ in range(n)]
+
+
+def _outputs(references: list[list[str]], keep: float, noise: str) -> list[str]:
+    """Outputs that keep each reference word with probability `keep`: quality set by `keep`,
+    with `noise` (a seed's name) choosing which words go."""
+    rng = random.Random(noise)
+    return [" ".join(w if rng.random() < keep else "xx" for w in r[0].split()) for r in references]
+
+
+def _cell(seed: int, predictions: list[str], references: list[list[str]]) -> CellResults:
+    """A finished mini-e2e finetune cell of this seed (only what compare reads)."""
+    config = {
+        "task": "mini-e2e",
+        "method": "finetune",
+        "label": "finetune",
+        "settings": {},
+        "model": "mini",
+        "n_train": None,
+        "sample": 0,
+        "seed": seed,
+    }
+    score = StoredScore(0.5, ood=False, n=len(references), low=None, high=None)
+    return CellResults(
+        id=f"cell{seed}",
+        config=config,
+        grids=["synthetic"],
+        provenance={},
+        params={},
+        scores={"test": {"bleu": score, "rouge_l": score}},
+        outputs={
+            "test": SplitOutputs(
+                [f"in {i}" for i in range(len(references))], predictions, references
+            )
+        },
+    )
+
+
+def _source(name: str, keeps: dict[int, float], tag: str) -> ResultsSource:
+    """A source with one cell per seed; `keeps`: seed -> output quality."""
+    refs = _references()
+    return ResultsSource(
+        name,
+        [_cell(seed, _outputs(refs, keep, f"{tag}{seed}"), refs) for seed, keep in keeps.items()],
+    )
+
+
+def _bundle(source: ResultsSource, path: Path) -> Path:
+    """The source as a bundle file, for the CLI."""
+    cells = [cell_entry(c) for c in source.cells]
+    path.write_bytes(
+        gzip.compress(json.dumps({"format": FORMAT, "grid": None, "cells": cells}).encode())
+    )
+    return path
+
+
+BASE_KEEPS = {0: 0.85, 1: 0.65, 2: 0.75}  # seed-to-seed noise: BLEU differs a lot by seed
+
+
+def test_several_seeds_give_one_row_per_split_and_metric(tmp_path):
+    base = _source("base", BASE_KEEPS, "base")
+    same = compare_sources(base, base)
+    assert [(r.metric, r.seeds, r.cell) for r in same.rows] == [
+        ("bleu", [0, 1, 2], "finetune seeds 0,1,2"),
+        ("rouge_l", [0, 1, 2], "finetune seeds 0,1,2"),
+    ]
+    # Seed s pairs with seed s: unchanged results are exactly 0, as with one seed.
+    assert all(r.delta == r.low == r.high == 0 and r.seed_deltas == [0, 0, 0] for r in same.rows)
+
+    cand = _source("cand", {s: k - 0.1 for s, k in BASE_KEEPS.items()}, "cand")
+    table = bench("compare", str(_bundle(base, tmp_path / "b.json.gz")),
+                  str(_bundle(cand, tmp_path / "c.json.gz"))).stdout  # fmt: skip
+    rows = [line for line in table.splitlines() if "finetune" in line]
+    assert len(rows) == 2 and all("seeds 0,1,2" in line for line in rows)
+    text = " ".join(table.split())  # the caption may wrap
+    assert "CI of a bootstrap over seeds and test inputs" in text
+    assert "2 metrics compared: 0 better, 0 same, 2 worse; 2 regressions" in text
+
+
+def test_a_systematic_regression_over_seeds_fails_the_gate(tmp_path):
+    base = _source("base", BASE_KEEPS, "base")
+    cand = _source("cand", {s: k - 0.1 for s, k in BASE_KEEPS.items()}, "cand")
+    report = compare_sources(base, cand)
+    for row in report.rows:
+        assert row.verdict == "worse" and row.regression and row.high < 0
+        assert row.delta == pytest.approx(sum(row.seed_deltas) / 3)
+        assert row.low <= row.delta <= row.high and all(d < 0 for d in row.seed_deltas)
+    args = [str(_bundle(base, tmp_path / "b.json.gz")), str(_bundle(cand, tmp_path / "c.json.gz"))]
+    code, out = compare_json(*args, "--fail-on-regression")
+    assert code == 1 and out["regressions"] == 2 and len(out["rows"]) == 2
+    assert out["rows"][0]["seeds"] == [0, 1, 2] and len(out["rows"][0]["seed_deltas"]) == 3
+    assert compare_json(*args, "--fail-on-regression", "--tolerance", "101")[0] == 0
+
+
+def _one_seed(source: ResultsSource, seed: int) -> ResultsSource:
+    return ResultsSource(source.name, [c for c in source.cells if c.key.seed == seed])
+
+
+def test_seed_noise_with_no_mean_difference_is_no_regression(tmp_path):
+    """The candidate is the baseline with its seeds' outputs rotated: each seed alone differs
+    significantly (one of them worse), but the mean over seeds does not move."""
+    base = _source("base", BASE_KEEPS, "base")
+    rotated = [
+        dataclasses.replace(cell, config={**cell.config, "seed": (cell.key.seed + 1) % 3})
+        for cell in base.cells
+    ]
+    cand = ResultsSource("cand", rotated)
+    per_seed = [compare_sources(_one_seed(base, s), _one_seed(cand, s)) for s in BASE_KEEPS]
+    assert all(r.verdict != "same" for one in per_seed for r in one.rows)
+    assert any(one.regressions for one in per_seed)  # today's gate, seed by seed, would fail
+    report = compare_sources(base, cand)
+    assert len(report.rows) == 2 and not report.regressions
+    for row in report.rows:
+        assert row.verdict == "same" and row.low < 0 < row.high
+        assert row.delta == pytest.approx(0, abs=1e-9) and min(row.seed_deltas) < -5
+    args = [str(_bundle(base, tmp_path / "b.json.gz")), str(_bundle(cand, tmp_path / "c.json.gz"))]
+    assert compare_json(*args, "--fail-on-regression")[0] == 0
+
+
+def test_with_one_seed_in_common_the_verdict_stays_per_seed():
+    from bench.metrics.suites import compare_suite, paper_factor
+
+    base = _source("base", BASE_KEEPS, "base")
+    cand = _source("cand", {0: 0.75}, "cand")
+    report = compare_sources(base, cand)
+    assert [(r.cell, r.seeds) for r in report.rows] == [("finetune seed 0", [0])] * 2
+    assert [item.reason for item in report.not_compared] == ["only in base"] * 2
+    out, ref = cand.cells[0].outputs["test"], base.cells[0].outputs["test"]
+    expected = compare_suite("mini", out.predictions, ref.predictions, out.references)
+    for row in report.rows:
+        c, factor = expected[row.metric], paper_factor("mini", row.metric)
+        assert (row.delta, row.low, row.high) == (c.delta * factor, c.low * factor, c.high * factor)
+        assert row.verdict == c.verdict == "worse"
+        assert row.seed_deltas == [row.delta]

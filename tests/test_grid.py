@@ -48,6 +48,7 @@ def test_expansion_is_tasks_x_methods_x_sizes_x_seeds(tmp_path):
         "flat": False,
         "init": "random",
         "init_text": None,
+        "base_dropout": None,
     }
     assert prefix.label == "prefix(length=5)"
 

@@ -182,3 +182,56 @@ def test_prefix_decodes_token_by_token_as_in_one_pass(tokenizer):
             logits, state = model(decoder_in[:, t : t + 1], full_mask[:, : t + 1], state)
             steps.append(logits)
     torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=1e-4)
+
+
+def test_the_frozen_bart_trains_with_dropout_as_the_authors_did(tokenizer):
+    """The authors' BART prefix trainer (PyTorch Lightning) puts BART in train mode (BART's
+    dropout reads its modules' `training` flags)."""
+    model = build("prefix", tiny_bart(tokenizer), tokenizer, length=3, mlp_hidden=8)
+    assert model.base.config.dropout > 0
+    model.train()
+    assert {m.training for m in model.base.modules()} == {True}
+    assert model.derived_settings()["base_dropout"] is True
+    off = build("prefix", tiny_bart(tokenizer), tokenizer, length=3, base_dropout=False).train()
+    assert {m.training for m in off.base.modules()} == {False}
+    assert all(site.training for site in off.sites.values())
+
+
+def test_bart_prefixes_start_from_the_words_as_bart_reads_them(tokenizer):
+    """Each of the three prefixes starts from its own attention's keys and values of the init
+    text: the encoder's self-attention, the decoder's self-attention and cross-attention."""
+    text = "table to text"
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    model = build(
+        "prefix", tiny_bart(tokenizer), tokenizer, length=2, flat=True, init="words", init_text=text
+    )
+    assert model.prefix_length == model.cross_prefix_length == len(ids)
+    base = tiny_bart(tokenizer)
+    words = torch.tensor([ids])
+    with torch.no_grad():
+        encoded = base.get_encoder()(input_ids=words, output_hidden_states=True)
+        out = base(input_ids=words, decoder_input_ids=words, use_cache=True)
+    heads, layers = 2, base.config.encoder_layers
+    for i, layer in enumerate(base.get_encoder().layers):
+        states = encoded.hidden_states[i][0]  # the input of encoder layer i (post-LN BART)
+        for j, projection in enumerate((layer.self_attn.k_proj, layer.self_attn.v_proj)):
+            expected = projection(states).view(len(ids), heads, -1).transpose(0, 1)
+            got = model.sites["encoder_prefix"].tensor()[i, j]
+            torch.testing.assert_close(got, expected.detach())
+    assert model.sites["encoder_prefix"].tensor().shape[0] == layers
+    cache = out.past_key_values
+    for site, part in (
+        ("decoder_prefix", cache.self_attention_cache),
+        ("cross_prefix", cache.cross_attention_cache),
+    ):
+        expected = torch.stack([torch.stack([la.keys[0], la.values[0]]) for la in part.layers])
+        torch.testing.assert_close(model.sites[site].tensor(), expected)
+    # and the model still decodes: the prefix sits in front of every attention
+    ids_, mask = source_batch(tokenizer)
+    with torch.no_grad():
+        logits, _ = model(
+            torch.tensor([[tokenizer.eos_token_id]]),
+            torch.ones(1, 1, dtype=torch.long),
+            source=(ids_, mask),
+        )
+    assert torch.isfinite(logits).all()

@@ -59,6 +59,18 @@ def test_adapter_width_is_derived_from_the_share(config, share, bottleneck):
     assert abs(trained / BASE - share) < 0.0005 + share * 0.02  # the nearest whole width
 
 
+@pytest.mark.parametrize(("share", "bottleneck"), [(0.03, 215), (0.001, 6)])
+def test_the_authors_adapter_has_one_normed_bottleneck_per_block(share, bottleneck):
+    """adapter_design=1 of the authors' code: per block a LayerNorm (2d), down (d m + m) and
+    up (m d + d); nothing after the attention."""
+    adapted = build("adapter", config="li-liang", share=share)
+    assert adapted.derived_settings()["bottleneck"] == bottleneck
+    per_block = 2 * 1024 + (1024 * bottleneck + bottleneck) + (bottleneck * 1024 + 1024)
+    assert count(adapted.trainable_parameters()) == 24 * per_block
+    names = [n for n, p in adapted.named_parameters() if p.requires_grad]
+    assert all(".output_adapters." in n for n in names)
+
+
 def test_lora_trains_and_stores_only_the_low_rank_factors():
     adapted = build("lora", rank=8)
     # c_attn of each of 24 layers: A is 8 x 1024, B is 3072 x 8
@@ -105,6 +117,42 @@ def test_words_initialization_starts_from_the_words_activations():
     fitted, start = (m.sites["prefix"].tensor().detach() for m in (mlp, untrained))
     error = torch.nn.functional.mse_loss
     assert error(fitted, expected) < 0.5 * error(start, expected)
+
+
+def test_a_longer_init_text_sets_the_prefix_length_and_a_shorter_one_repeats():
+    """The authors set L to the init text's token count; a shorter text fills `length`."""
+    loaded = load_model("mini-tiny", seed=0)
+    factory = METHODS.get("prefix")
+    context = BuildContext(loaded.tokenizer)
+    text = "summarize the table below as one fluent text"
+    ids = loaded.tokenizer.encode(text, add_special_tokens=False)
+    assert len(ids) > 3
+    longer = factory.build(
+        loaded.model, factory.Settings(length=3, flat=True, init="words", init_text=text), context
+    )
+    assert longer.prefix_length == len(ids)
+    assert longer.derived_settings() == {
+        "base_dropout": False,
+        "length": len(ids),
+        "init_tokens": len(ids),
+    }
+    with torch.no_grad():
+        cache = loaded.model(input_ids=torch.tensor([ids]), use_cache=True).past_key_values
+    expected = torch.stack([torch.stack([la.keys[0], la.values[0]]) for la in cache.layers])
+    torch.testing.assert_close(longer.sites["prefix"].tensor(), expected)  # not cut
+    length = 2 * len(ids) + 1
+    shorter = factory.build(
+        loaded.model,
+        factory.Settings(length=length, flat=True, init="words", init_text=text),
+        context,
+    )
+    assert shorter.prefix_length == length
+    assert shorter.derived_settings()["length"] == length
+    repeated = (ids * 3)[:length]
+    with torch.no_grad():
+        cache = loaded.model(input_ids=torch.tensor([repeated]), use_cache=True).past_key_values
+    expected = torch.stack([torch.stack([la.keys[0], la.values[0]]) for la in cache.layers])
+    torch.testing.assert_close(shorter.sites["prefix"].tensor(), expected)
 
 
 def test_infix_is_hidden_from_the_source():

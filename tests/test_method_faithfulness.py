@@ -30,6 +30,7 @@ SOURCES = [
 
 CASES = [
     ("finetune-top", {"k": 1}, 1e-3),
+    ("adapter", {"config": "li-liang", "share": 0.03}, 1e-3),
     ("adapter", {"config": "houlsby", "share": 0.03}, 1e-3),
     ("adapter", {"config": "pfeiffer", "share": 0.01}, 1e-3),
     ("lora", {"rank": 4, "alpha": 8.0}, 3e-3),
@@ -37,6 +38,7 @@ CASES = [
     ("prefix", {"length": 4, "flat": True, "init": "words", "init_text": "table to text"}, 5e-3),
     ("prompt", {"length": 4, "mlp_hidden": 32}, 5e-3),
     ("infix", {"length": 4, "mlp_hidden": 32}, 5e-3),
+    ("infix", {"length": 4, "mlp_hidden": 32, "variant": "fixed"}, 5e-3),
 ]
 
 
@@ -103,3 +105,52 @@ def sequence(tokenizer, source: str, target: str) -> tuple[torch.Tensor, torch.T
     _, ids, labels = encode_pair(tokenizer, source, target, TrainConfig())
     tensor = torch.tensor([ids])
     return tensor, torch.ones_like(tensor), labels.count(-100)
+
+
+def dropout_modes(model) -> set[bool]:
+    """The training flags of the base's modules, which its dropout reads."""
+    return {m.training for m in model.base.modules()}
+
+
+@pytest.mark.parametrize("method", ["prefix", "prompt", "infix"])
+def test_the_frozen_gpt2_trains_without_dropout_unless_asked(method):
+    """The authors' GPT-2 prefix trainer leaves GPT-2 in eval mode (use_dropout defaults to
+    no): training the prefix must not switch the frozen base's dropout on."""
+    model, _ = build(method, {"length": 4, "mlp_hidden": 8})
+    assert model.base.config.resid_pdrop > 0  # there is dropout to switch off
+    model.train()
+    assert model.training and dropout_modes(model) == {False}
+    assert model.derived_settings()["base_dropout"] is False
+    asked, _ = build(method, {"length": 4, "mlp_hidden": 8, "base_dropout": True})
+    asked.train()
+    assert dropout_modes(asked) == {True}
+    model.eval()
+    assert dropout_modes(model) == {False}
+    # Methods that train the base itself keep its dropout, as the authors' HF Trainer did.
+    finetuned, _ = build("finetune", {})
+    finetuned.train()
+    assert dropout_modes(finetuned) == {True}
+
+
+def test_the_authors_adapter_transforms_each_block_output():
+    """h + up(relu(down(LayerNorm(h)))) on h, the block's output after the feed-forward
+    residual, as in the authors' `forward_oneAdapter` and `Adapter.forward`."""
+    model, loaded = build("adapter", {"config": "li-liang", "share": 0.03})
+    torch.manual_seed(5)
+    with torch.no_grad():
+        for p in model.trainable_parameters():
+            p.add_(0.3 * torch.randn_like(p))  # up-projections start small: make them matter
+    seen = []
+    layer = model.base.transformer.h[1].output_adapters
+    hook = layer.register_forward_hook(lambda m, args, out: seen.append((args, out)))
+    ids = torch.tensor([loaded.tokenizer.encode(SOURCES[0])])
+    with torch.no_grad():
+        model(ids, torch.ones_like(ids))
+    hook.remove()
+    (mlp_out, residual, _), out = seen[0]
+    h = mlp_out + residual
+    adapter = layer.adapters["bench"]
+    norm, down, up = adapter.adapter_norm_before, adapter.adapter_down[1], adapter.adapter_up
+    expected = h + up(torch.relu(down(norm(h))))
+    torch.testing.assert_close(out, expected)
+    assert (out - h).abs().max() > 1e-2

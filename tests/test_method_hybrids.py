@@ -7,17 +7,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.adapted import BuildContext
+from bench.adapted import IGNORE, BuildContext
 from bench.data import DEV, TRAIN, training_pairs
+from bench.encoding import encode_pair
 from bench.errors import UserError
 from bench.generation import generate
 from bench.grid import expand, load_grid
+from bench.methods.prefix.model import layer_cache
 from bench.models import load_model
 from bench.registry import METHODS, TASKS
 from bench.runner import run_cells
 from bench.spec import DecodeConfig, TrainConfig
 from bench.store import Store
-from bench.training import train
+from bench.training import collate, train
 
 CPU = torch.device("cpu")
 SOURCES = [
@@ -112,6 +114,97 @@ def test_ensemble_mixes_probabilities():
         mixed = ensemble.scorer().prefill(ids, mask).exp()
         p1, p2 = (m.scorer().prefill(ids, mask).exp() for m in (prefix, finetune))
     torch.testing.assert_close(mixed, 0.3 * p1 + 0.7 * p2)
+
+
+def full_sequence_logprobs(model, rows: list[list[int]]) -> torch.Tensor:
+    """Next-token log-probabilities after each row, from one uncached forward pass per row."""
+    out = []
+    with torch.no_grad():
+        for row in rows:
+            ids = torch.tensor([row])
+            logits, _ = model(ids, torch.ones_like(ids))
+            out.append(torch.log_softmax(logits[0, -1].double(), dim=-1))
+    return torch.stack(out)
+
+
+def by_hand(first: torch.Tensor, second: torch.Tensor, lam: float, mix: str) -> torch.Tensor:
+    if mix == "loglinear":
+        return torch.log_softmax(lam * first + (1 - lam) * second, dim=-1)
+    return torch.log(lam * first.exp() + (1 - lam) * second.exp())
+
+
+@pytest.mark.parametrize("mix", ["probability", "loglinear"])
+def test_ensemble_at_a_mid_lambda_through_a_whole_beam_step(mix):
+    """Prefill, expand to three beams, step, reorder as beam search does, step again: every
+    row's distribution is the hand-made mixture of the two members' full-sequence ones."""
+    lam = 0.3
+    ensemble, prefix, finetune, tokenizer = members(lam, mix)
+    prompt = [*tokenizer.encode(" name : Vela | food : Thai"), tokenizer.eos_token_id]
+    scorer = ensemble.scorer()
+    with torch.no_grad():
+        first = scorer.prefill(torch.tensor([prompt]), torch.ones(1, len(prompt), dtype=torch.long))
+        scorer.expand(3)
+        step_one = first[0].topk(3).indices.tolist()
+        scorer.step(torch.tensor(step_one))
+        rows = torch.tensor([2, 0, 0])
+        scorer.reorder(rows)
+        step_two = [11, 12, 13]
+        mixed = scorer.step(torch.tensor(step_two))
+    sequences = [[*prompt, step_one[r], t] for r, t in zip(rows.tolist(), step_two, strict=True)]
+    members_ = [full_sequence_logprobs(m, sequences) for m in (prefix, finetune)]
+    expected = by_hand(*members_, lam, mix)
+    torch.testing.assert_close(mixed.double(), expected, atol=1e-4, rtol=0)
+    initial = by_hand(*(full_sequence_logprobs(m, [prompt]) for m in (prefix, finetune)), lam, mix)
+    torch.testing.assert_close(first.double(), initial, atol=1e-4, rtol=0)
+    # The mixture is neither member: a mid lambda that collapsed to one model would fail here.
+    assert all((expected - m).abs().max() > 1e-2 for m in members_)
+
+
+def test_cocktail_loss_is_cross_entropy_plus_beta_kl_from_the_prefixed_teacher():
+    """`training_loss` against a hand computation: mean target cross-entropy plus beta times
+    the mean over target positions of KL(teacher || student), the teacher reading its prefix."""
+    beta = 0.7
+    teacher, tokenizer = adapted("prefix", **PREFIX)
+    with torch.no_grad():  # a random prefix is small: make it matter
+        teacher.sites["prefix"].mlp[3].weight.mul_(50)
+    cocktail, _ = adapted("cocktail", BuildContext(tokenizer, {"teacher": teacher}), beta=beta)
+    cocktail.train()
+    assert not cocktail.teacher.training  # the teacher never draws dropout
+    cocktail.eval()  # the student's dropout off, so the hand computation is deterministic
+    pairs = training_pairs(TASKS.get("mini-e2e")().load(TRAIN, None)[:3])
+    config = TrainConfig()
+    batch = collate(
+        [encode_pair(tokenizer, s, t, config) for s, t in pairs], tokenizer.eos_token_id
+    )
+    with torch.no_grad():
+        loss = cocktail.training_loss(batch).item()
+
+    kv = teacher.sites["prefix"].tensor()
+    length = kv.shape[3]
+    cross_entropy, kl, positions = 0.0, 0.0, 0
+    for row in range(len(pairs)):
+        n = int(batch.attention_mask[row].sum())
+        ids = batch.input_ids[row : row + 1, :n]
+        with torch.no_grad():
+            student = cocktail.base(input_ids=ids).logits[0].double().log_softmax(-1)
+            prefixed = teacher.base(
+                input_ids=ids,
+                past_key_values=layer_cache(kv, 1),
+                attention_mask=torch.ones(1, length + n, dtype=torch.long),
+                position_ids=torch.arange(length, length + n)[None],
+            )
+            teacher_lp = prefixed.logits[0].double().log_softmax(-1)
+        for t in range(n - 1):
+            label = int(batch.labels[row, t + 1])
+            if label == IGNORE:
+                continue
+            cross_entropy -= float(student[t, label])
+            kl += float((teacher_lp[t].exp() * (teacher_lp[t] - student[t])).sum())
+            positions += 1
+    expected = cross_entropy / positions + beta * kl / positions
+    # Student and teacher share the pretrained base: only the teacher's prefix makes them differ.
+    assert kl / positions > 0.05
+    assert loss == pytest.approx(expected, abs=1e-4)
 
 
 def cocktail_weights(beta: float | None) -> dict[str, torch.Tensor]:

@@ -6,6 +6,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 
@@ -25,6 +26,7 @@ from bench.metrics.multibleu import MultiBleu
 from bench.metrics.suites import SUITES, score_suite
 from bench.metrics.ter import Ter, edits
 from bench.registry import TASKS
+from tests.shared_data import metric_vectors_dir, shared_data_dir
 
 REFS = [["The cat sat on the mat.", "A cat was sitting on the mat."], ["Dogs bark at night."]]
 
@@ -57,9 +59,9 @@ def test_dart_text_tokenizes_raw_text_and_is_idempotent():
     assert text.dart_text(once) == once
 
 
-def test_e2e_reference_cleanup_repairs_encodings_and_quotes():
-    assert text.e2e_reference(' "Prices are Â£20-25 at the cafÃ©." ') == (
-        "Prices are £20-25 at the café."
+def test_e2e_reference_cleanup_repairs_encodings_and_keeps_quotes():
+    assert text.e2e_reference("'Prices are Â£20-25 at the cafÃ©.'") == (
+        "'Prices are £20-25 at the café.'"
     )
 
 
@@ -278,6 +280,74 @@ def test_score_cli_wrong_line_count_exits_2_naming_both_counts(tmp_path, monkeyp
     error = capsys.readouterr().err
     assert "has 2 lines but mini-e2e test has 200 inputs" in error
     assert "Traceback" not in error
+
+
+def _score_json(*args: str) -> dict:
+    result = CliRunner().invoke(app, ["score", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_score_without_split_scores_every_split_cut_from_one_file_of_the_full_test(tmp_path):
+    task = TASKS.get("mini-webnlg")()
+    seen, unseen = task.load("test_seen"), task.load("test_unseen")
+    full = tmp_path / "all.txt"  # seen outputs perfect, unseen ones a fixed wrong sentence
+    full.write_text("\n".join([ex.references[0] for ex in seen] + ["x y z ."] * len(unseen)))
+    out = _score_json("--task", "mini-webnlg", "--predictions", str(full))
+    assert out["task"] == "mini-webnlg"
+    assert {s: v["n"] for s, v in out["splits"].items()} == {
+        "test_seen": 150,
+        "test_unseen": 150,
+        "test": 300,
+    }
+    rouge = {s: v["metrics"]["rouge_l"]["value"] for s, v in out["splits"].items()}
+    assert rouge["test_seen"] == 100.0 and rouge["test_unseen"] == 0.0
+    assert rouge["test"] == pytest.approx(50.0)
+    table = CliRunner().invoke(app, ["score", "--task", "mini-webnlg", "--predictions", str(full)])
+    assert "test_unseen" in table.output and "[100.00, 100.00]" in table.output
+    e2e = tmp_path / "e2e.txt"
+    e2e.write_text("\n".join(ex.references[0] for ex in TASKS.get("mini-e2e")().load("test")))
+    assert list(_score_json("--task", "mini-e2e", "--predictions", str(e2e))["splits"]) == ["test"]
+
+
+def test_score_without_split_names_the_line_counts_it_takes(tmp_path):
+    from bench.scoring import score_file
+
+    predictions = tmp_path / "p.txt"
+    predictions.write_text("a\nb\n")
+    expected = "takes 300 (test_seen, test_unseen, test), 150 (test_seen) or 150 (test_unseen)"
+    with pytest.raises(UserError, match=re.escape(expected)):
+        score_file("mini-webnlg", None, None, predictions)
+    predictions.write_text("a\n" * 150)  # as long as test_seen and as test_unseen
+    with pytest.raises(
+        UserError, match="size of mini-webnlg test_seen and test_unseen: pass --split"
+    ):
+        score_file("mini-webnlg", None, None, predictions)
+
+
+@pytest.mark.slow  # METEOR on 1,862 and on 971 outputs: about 40 s of CPU
+def test_score_webnlg_challenge_file_gives_seen_unseen_and_all(tmp_path):
+    data, vectors = shared_data_dir(), metric_vectors_dir() / "webnlg"
+    task = TASKS.get("webnlg")()
+    layout = task.eval_split_rows(data)
+    full = task.load("test", data)
+    for split, rows in layout.items():
+        assert rows.full == "test" and [full[i] for i in rows.rows] == task.load(split, data)
+    outputs = vectors / "bart-large_webnlg-all.txt"
+    out = _score_json("--task", "webnlg", "--data-dir", str(data), "--predictions", str(outputs))
+    splits = out["splits"]
+    sizes = {"test_seen": 971, "test_unseen": 891, "test": 1862}
+    assert {split: entry["n"] for split, entry in splits.items()} == sizes
+    official = json.loads((vectors / "official.json").read_text())["scores"]
+    for split, part in (("test_seen", "seen"), ("test_unseen", "unseen"), ("test", "all")):
+        bleu = splits[split]["metrics"]["bleu"]["value"]
+        assert bleu == pytest.approx(official[part]["BLEU"], abs=0.01), split
+    lines = outputs.read_text(encoding="utf-8").splitlines()
+    seen = tmp_path / "seen.txt"
+    seen.write_text("\n".join(lines[i] for i in layout["test_seen"].rows) + "\n")
+    args = ("--task", "webnlg", "--split", "test_seen", "--data-dir", str(data))
+    alone = _score_json(*args, "--predictions", str(seen))
+    assert alone["n"] == 971 and alone["metrics"] == splits["test_seen"]["metrics"]
 
 
 def test_score_reads_crlf_files_and_reports_missing_ones(tmp_path):

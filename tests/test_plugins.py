@@ -18,7 +18,7 @@ from tests.conftest import TINY_GRID
 
 # BitFit (Ben Zaken et al., 2022): only the bias terms are trained and stored. A whole method in
 # one small file of the user's own package, registered in one call.
-BITFIT = '''
+BITFIT = """
 from bench.adapted import AdaptedLM, load_trained_state, trained_state
 from bench.registry import register_method
 from bench.spec import MethodSettings
@@ -42,7 +42,7 @@ class BitFitLM(AdaptedLM):
 
 
 register_method("bitfit", BitFitSettings, BitFitLM, description="BitFit: bias terms only")
-'''
+"""
 
 
 @pytest.fixture

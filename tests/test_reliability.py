@@ -55,9 +55,10 @@ def test_kill_9_at_random_moments_loses_nothing_and_the_grid_ends_as_if_never_ki
     # Determinism, through kills and resumed checkpoints: the same bytes as the whole run.
     assert predictions(results) == predictions(whole)
     scores = "SELECT cell, split, metric, value FROM scores ORDER BY 1, 2, 3"
-    assert db.execute(scores).fetchall() == sqlite3.connect(whole / "bench.sqlite").execute(
-        scores
-    ).fetchall()
+    assert (
+        db.execute(scores).fetchall()
+        == sqlite3.connect(whole / "bench.sqlite").execute(scores).fetchall()
+    )
 
 
 @pytest.mark.slow

@@ -192,8 +192,127 @@ def test_xsum_topics_without_urls_say_which_file_is_missing(tmp_path):
         (folder / f"{split}.jsonl").write_text(
             json.dumps({"id": "1", "document": "d", "summary": "s"})
         )
-    with pytest.raises(UserError, match=r"XSum-WebArxiveUrls-BBCids\.txt not found"):
+    with pytest.raises(UserError, match=r"no XSum-WebArxiveUrls-BBCids\.txt or XSum-WebArx"):
         TASKS.get("xsum-within-news")().load("train", tmp_path)
+
+
+# The official URL files' formats: the -BBCids map (`URL ID`) and the bare URL list, whose id ends
+# the URL; ARCHIVE is the Wayback prefix both carry.
+ARCHIVE = "http://web.archive.org/web/20160101000000/http://www.bbc.co.uk"
+TOPICS = {  # id -> path: news (seen and unseen), sport, old-style sport, and a non-news root
+    "101": "news/uk-politics-101",
+    "102": "news/business-102",
+    "103": "sport/football/103",
+    "104": "news/health-104",
+    "105": "news/world-europe-105",
+    "106": "sport/0/cricket/106",
+    "107": "news/uk-107",
+    "108": "sport/tennis/108",
+    "109": "news/technology-109",
+    "110": "newsbeat/110",
+    "111": "news/world-asia-111",
+    "112": "sport/golf/112",
+}
+SPLIT = {
+    "train": ["101", "102", "103", "104"],
+    "validation": ["105", "106"],
+    "test": ["107", "108", "109", "110", "111", "112", "113"],  # 113 has no URL anywhere
+}
+
+
+def write_xsum_metadata(root: Path, url_file: str) -> None:
+    """A data dir with only the split file and one URL file (no article text), as staged."""
+    folder = root / "xsum"
+    folder.mkdir(parents=True)
+    (folder / "XSum-TRAINING-DEV-TEST-SPLIT-90-5-5.json").write_text(json.dumps(SPLIT))
+    bbc_ids = url_file.endswith("BBCids.txt")
+    lines = [f"{ARCHIVE}/{path}" + (f" {i}" if bbc_ids else "") for i, path in TOPICS.items()]
+    (folder / url_file).write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("url_file", ["XSum-WebArxiveUrls-BBCids.txt", "XSum-WebArxiveUrls.txt"])
+def test_data_stats_reports_topic_pools_from_metadata_alone(tmp_path, url_file):
+    from bench.datastats import all_stats
+
+    write_xsum_metadata(tmp_path, url_file)
+    stats = all_stats(tmp_path, ["xsum-news-sports", "xsum-within-news"])
+    sizes = {
+        (task, split): tuple(row["pool"][key] for key in ("from", "ids", "known", "pool", "size"))
+        for task, rows in stats.items()
+        for split, row in rows.items()
+    }
+    assert sizes == {
+        ("xsum-news-sports", "train"): ("train", 4, 4, 3, 3),  # 101, 102, 104
+        ("xsum-news-sports", "dev"): ("validation", 2, 2, 1, 1),  # sport/0/cricket is not sport
+        ("xsum-news-sports", "test_news"): ("test", 7, 6, 3, 3),  # 107, 109, 111
+        ("xsum-news-sports", "test_sport"): ("test", 7, 6, 2, 2),  # 108, 112
+        ("xsum-within-news", "train"): ("train", 4, 4, 2, 2),  # 101, 102
+        ("xsum-within-news", "dev"): ("validation", 2, 2, 1, 1),
+        ("xsum-within-news", "test_seen"): ("test", 7, 6, 2, 2),  # 107, 111
+        ("xsum-within-news", "test_unseen"): ("test", 7, 6, 1, 1),  # 109 (newsbeat is not news)
+    }
+    # No article text: the loader's rows are absent with the reason, never zeros.
+    assert stats["xsum-news-sports"]["train"]["available"] is False
+
+
+def test_data_stats_caps_test_pools_at_the_sample_size(tmp_path, monkeypatch):
+    from bench.datastats import all_stats
+
+    write_xsum_metadata(tmp_path, "XSum-WebArxiveUrls.txt")
+    monkeypatch.setattr(bench.tasks.xsum, "TEST_SAMPLE", 2)
+    rows = all_stats(tmp_path, ["xsum-news-sports"])["xsum-news-sports"]
+    assert (rows["test_news"]["pool"]["pool"], rows["test_news"]["pool"]["size"]) == (3, 2)
+    assert (rows["train"]["pool"]["pool"], rows["train"]["pool"]["size"]) == (3, 3)  # never cut
+
+
+def test_data_stats_table_prints_the_topic_pools(tmp_path):
+    from rich.console import Console
+
+    from bench.datastats import all_stats
+    from bench.reports import terminal
+
+    write_xsum_metadata(tmp_path, "XSum-WebArxiveUrls.txt")
+    console = Console(record=True, width=200)
+    terminal.data_stats(all_stats(tmp_path, ["xsum-within-news"]), console)
+    pools = console.export_text().split("Splits selected by topic")[1].splitlines()
+    rows = {cells[2]: cells[3:9] for line in pools if len(cells := line.split("│")) == 10}
+    rows = {split.strip(): [cell.strip() for cell in cells] for split, cells in rows.items()}
+    assert rows["train"] == ["train", "4", "4", "2", "2", ""]
+    assert rows["test_unseen"][:5] == ["test", "7", "6", "1", "1"]
+    assert rows["test_unseen"][5] == "ids without a topic: 1; counts are lower bounds"
+
+
+def test_xsum_topics_read_the_bare_url_list(tmp_path):
+    write_xsum_metadata(tmp_path, "XSum-WebArxiveUrls.txt")
+    folder = tmp_path / "xsum"
+    rows = [{"id": i, "document": f"d{i}", "summary": f"s{i}"} for i in TOPICS]
+    for split in ("train", "validation", "test"):
+        (folder / f"{split}.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    sport = TASKS.get("xsum-news-sports")().load("test_sport", tmp_path)
+    assert [ex.source for ex in sport] == ["d103", "d108", "d112"]
+    data_files = TASKS.get("xsum-news-sports")().data_files(tmp_path)
+    assert folder / "XSum-WebArxiveUrls.txt" in data_files
+
+
+def test_xsum_topics_name_the_missing_ids_when_the_url_files_are_partial(tmp_path):
+    write_xsum_metadata(tmp_path, "XSum-WebArxiveUrls.txt")
+    folder = tmp_path / "xsum"
+    rows = [{"id": i, "document": f"d{i}", "summary": f"s{i}"} for i in SPLIT["test"]]
+    for split in ("train", "validation", "test"):
+        (folder / f"{split}.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    with pytest.raises(UserError, match=r"no URL for 1 of 7 articles \(first id 113\)"):
+        TASKS.get("xsum-within-news")().load("test_unseen", tmp_path)
+
+
+def test_data_stats_reports_a_damaged_url_file_as_the_pools_reason(tmp_path):
+    from bench.datastats import all_stats
+
+    write_xsum_metadata(tmp_path, "XSum-WebArxiveUrls.txt")
+    with (tmp_path / "xsum" / "XSum-WebArxiveUrls.txt").open("a") as handle:
+        handle.write("http://www.bbc.co.uk/news/no-id-here\n")
+    pool = all_stats(tmp_path, ["xsum-within-news"])["xsum-within-news"]["test_seen"]["pool"]
+    assert pool["available"] is False
+    assert "XSum-WebArxiveUrls.txt, line 13: expected `URL ID` or a URL ending" in pool["reason"]
 
 
 # --- bad input: one line naming the file, and the fix -------------------------------------------

@@ -143,6 +143,13 @@ def test_process_url_quirks():
     assert process_url("http://www.bbc.com:80/sport/football/37263430") == ("sport", "football")
     assert process_url("http://www.bbc.co.uk/sport/0/football/123") == ("0", "football")
     assert process_url("http://www.bbc.co.uk/newsbeat/10000983") == ("newsbeat",)
+    # The paper's edge cases: a last part without `-` is dropped; with no host in the last three
+    # parts, three remain, and (news, uk, x) is not the seen topic (news, uk).
+    assert process_url("http://www.bbc.co.uk/news/magazine") == ("news",)
+    topic = process_url("http://bbc.co.uk/news/uk/politics-123")
+    assert topic == ("news", "uk", "politics")
+    rules = TASKS.get("xsum-within-news").split_topics
+    assert not rules["test_seen"](topic) and rules["test_unseen"](topic)
 
 
 def test_data_stats_json_reports_counts_and_absent_files(data):
@@ -158,3 +165,33 @@ def test_data_stats_json_reports_counts_and_absent_files(data):
     # No DART training data is staged: reported as absent, with the reason, not as zeros.
     assert stats["dart"]["train"]["available"] is False
     assert "dart-v1.1.1-full-train.json not found" in stats["dart"]["train"]["reason"]
+
+
+def test_data_stats_prints_the_xsum_topic_pools(data):
+    """The staged URL lists cover 495 test ids (none of train or dev): the test pools they give
+    are printed, non-zero, and flagged as lower bounds; train and dev show 0 of their ids known."""
+    from click.testing import CliRunner
+
+    from bench.cli import app
+
+    args = ["data", "stats", "--data-dir", str(data)]
+    args += ["--task", "xsum-news-sports", "--task", "xsum-within-news"]
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    stats = json.loads(result.stdout)
+    pools = {(t, s): row["pool"] for t, rows in stats.items() for s, row in rows.items()}
+    tests = {key: pool["size"] for key, pool in pools.items() if key[1].startswith("test")}
+    assert tests == {
+        ("xsum-news-sports", "test_news"): 347,
+        ("xsum-news-sports", "test_sport"): 136,
+        ("xsum-within-news", "test_seen"): 306,
+        ("xsum-within-news", "test_unseen"): 41,
+    }
+    assert all(pools[key]["known"] == 495 and pools[key]["ids"] == 11334 for key in tests)
+    assert {pool["known"] for key, pool in pools.items() if key not in tests} == {0}
+    table = CliRunner(env={"COLUMNS": "200"}).invoke(app, args).output
+    printed = table.split("Splits selected by topic")[1]
+    sport = next(line for line in printed.splitlines() if "test_sport" in line)
+    cells = [cell.strip() for cell in sport.split("│")[2:9]]
+    assert cells[:6] == ["test_sport", "test", "11,334", "495", "136", "136"]
+    assert cells[6] == "ids without a topic: 10,839; counts are lower bounds"

@@ -4,7 +4,8 @@ Facts of the official run (measured, see shared/metric-vectors/README.md): raw t
 own tokenization (13a: punctuation split, period and comma split unless next to a digit,
 apostrophes kept); lowercasing of ASCII letters only; a variable number of references per input
 (the scorer's padding to 45 references is ignored everywhere). BLEU: 4-grams, corpus level,
-brevity penalty against the closest reference length, ties to the shorter one. NIST: 5-grams,
+brevity penalty against the closest reference length, ties to the shorter one, smoothed as
+mteval-v13a's default `bleu_score` does (no order without a match zeroes the score). NIST: 5-grams,
 information weights from the n-gram counts of all references of the test set, length penalty
 against (total reference words / mean references per input), as the Perl code computes it.
 """
@@ -82,12 +83,23 @@ class MtevalBleu(Metric):
         return np.asarray(rows, dtype=np.float64).reshape(len(rows), 2 + 2 * BLEU_N)
 
     def from_totals(self, totals: np.ndarray, n: int) -> float:
+        """mteval-v13a's smoothed BLEU (its `bleu_score`), so a corpus with no 4-gram match is
+        not scored 0: the k-th order without a match gets precision 1 / (2^k * n-grams); an
+        order the outputs have no n-grams of counts as precision 1; no output words at all is 0."""
         hyp_len, ref_len = totals[0], totals[1]
         matches, counts = totals[2 : 2 + BLEU_N], totals[2 + BLEU_N :]
-        if hyp_len == 0 or (matches == 0).any():
+        if hyp_len == 0:
             return 0.0
+        log_precision, smooth = 0.0, 1.0
+        for match, count in zip(matches, counts, strict=True):
+            if count == 0:
+                continue
+            if match == 0:
+                smooth *= 2.0
+            hits = match if match else 1.0 / smooth
+            log_precision += math.log(hits / count)
         brevity = math.exp(min(0.0, 1.0 - ref_len / hyp_len))
-        return brevity * math.exp(float(np.mean(np.log(matches / counts))))
+        return brevity * math.exp(log_precision / BLEU_N)
 
 
 class MtevalNist(Metric):

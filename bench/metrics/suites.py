@@ -79,8 +79,8 @@ class Suite:
             return {name: job.result() for name, job in jobs.items()}
 
 
-
 SUITES: Registry[Suite] = Registry("metric suite", Suite, classes=False)
+
 
 def _check(hypotheses: Sequence[str], references: References) -> None:
     if len(hypotheses) != len(references):
@@ -129,9 +129,18 @@ def score_suite(
     n_resamples: int = N_RESAMPLES,
     seed: int = SEED,
 ) -> dict[str, MetricScore]:
-    """Every metric of the suite: value on the official scale, 95% bootstrap interval."""
+    """Every metric of the suite: value on the official scale, 95% bootstrap interval.
+
+    A metric that raises `MetricUnavailable` (no Java, a crashed JVM, a missing package) is
+    skipped with its reason (`MetricScore.unavailable`, collected by `missing`) and the other
+    metrics are still computed; any other exception is a bug and propagates."""
     suite: Suite = SUITES.get(suite_name)
     return score_stats(suite, suite.stats(hypotheses, references), bootstrap, n_resamples, seed)
+
+
+def missing(scores: dict[str, MetricScore]) -> dict[str, str]:
+    """The metrics of a suite's result that could not run, each with why (and the fix)."""
+    return {name: s.unavailable for name, s in scores.items() if s.unavailable is not None}
 
 
 def compare_suite(

@@ -10,5 +10,9 @@ from bench.spec import MethodSettings
 
 
 class AdapterSettings(MethodSettings):
-    config: Literal["houlsby", "pfeiffer"] = Field("houlsby", description="where adapters sit")
+    config: Literal["li-liang", "houlsby", "pfeiffer"] = Field(
+        "li-liang",
+        description="where adapters sit: li-liang, the Prefix-Tuning authors' baseline (one "
+        "per block, after its output, with its own LayerNorm); houlsby; pfeiffer",
+    )
     share: float = Field(0.03, gt=0, lt=1, description="target trained / base parameters")

@@ -1,7 +1,11 @@
 """Adapter-tuning (Houlsby et al., 2019) through the `adapters` library (AdapterHub).
 
 Bottleneck adapters (down-projection, nonlinearity, up-projection, residual) are inserted into
-every layer of the frozen base: `houlsby` puts one after the attention and one after the
+every layer of the frozen base. `li-liang` (the default) is the adapter baseline of the
+Prefix-Tuning paper as its authors' code builds it (`adapter_design=1`, after Lin et al., 2020):
+one adapter per block, on the block's output (after the feed-forward residual), computing
+`h + up(relu(down(LayerNorm(h))))` with its own trainable LayerNorm and BERT-style init, built
+from the library's `BnConfig`. `houlsby` puts one after the attention and one after the
 feed-forward block of each layer (`DoubleSeqBnConfig`), `pfeiffer` only the latter
 (`SeqBnConfig`). The paper sizes its adapter baselines by their share of the base's parameters
 (0.1% and 3% of GPT-2 medium), so `share` is the setting and the bottleneck width m, with the
@@ -16,17 +20,29 @@ import logging
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import adapters
 import torch
-from adapters import DoubleSeqBnConfig, SeqBnConfig
+from adapters import BnConfig, DoubleSeqBnConfig, SeqBnConfig
 from transformers import PreTrainedModel
 
 from bench.adapted import AdaptedLM, BuildContext, count, load_trained_state, trained_state
 from bench.methods.adapter.config import AdapterSettings
 
-CONFIGS = {"houlsby": DoubleSeqBnConfig, "pfeiffer": SeqBnConfig}
+LI_LIANG = partial(
+    BnConfig,
+    mh_adapter=False,
+    output_adapter=True,
+    non_linearity="relu",
+    original_ln_before=True,  # the block's residual is added first: the adapter sees its output
+    original_ln_after=False,
+    residual_before_ln=False,  # the adapter's residual is that output, not the MLP's alone
+    ln_before=True,  # the adapter's own LayerNorm, before the down-projection
+    init_weights="bert",  # N(0, 0.02) weights, zero biases, as the authors' GPT-2 init
+)
+CONFIGS = {"li-liang": LI_LIANG, "houlsby": DoubleSeqBnConfig, "pfeiffer": SeqBnConfig}
 NAME = "bench"
 
 
@@ -87,4 +103,3 @@ class AdapterLM(AdaptedLM):
 
     def load_stored(self, state: dict[str, torch.Tensor]) -> None:
         load_trained_state(self.base, state)
-

@@ -48,4 +48,3 @@ class CocktailLM(AdaptedLM):
         teacher = torch.log_softmax(teacher_logits[:, :-1][target].float(), dim=-1)
         kl = nn.functional.kl_div(student, teacher, log_target=True, reduction="batchmean")
         return loss + self.beta * kl
-

@@ -76,4 +76,3 @@ class EnsembleLM(AdaptedLM):
     def load_stored(self, state: dict[str, torch.Tensor]) -> None:
         if state:
             raise ValueError("an ensemble stores nothing of its own")
-

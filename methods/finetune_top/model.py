@@ -49,4 +49,3 @@ class TopLM(AdaptedLM):
 
     def load_stored(self, state: dict[str, torch.Tensor]) -> None:
         load_trained_state(self.base, state)
-

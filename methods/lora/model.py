@@ -44,4 +44,3 @@ class LoraLM(AdaptedLM):
         result = set_peft_model_state_dict(self.base, state)
         if result.unexpected_keys:
             raise ValueError(f"stored state does not fit: unexpected {result.unexpected_keys}")
-

@@ -7,10 +7,10 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from bench.spec import MethodSettings
+from bench.spec import FrozenBaseSettings
 
 
-class PrefixSettings(MethodSettings):
+class PrefixSettings(FrozenBaseSettings):
     length: int = Field(10, ge=1, description="prefix length L")
     mlp_hidden: int = Field(512, ge=1, description="hidden size h of the reparametrization MLP")
     flat: bool = Field(False, description="optimize the activations directly, without the MLP")

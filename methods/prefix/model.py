@@ -14,10 +14,19 @@ after the prefix as the paper's code did; hence our own module, through the key/
 BART's decoder, in the paper's code, numbered its positions from 0 whatever the prefix, so ours
 does too.
 
+The frozen base's dropout follows the authors (`base_dropout` unset): off while a GPT-2 prefix
+trains (their trainer keeps GPT-2 in eval mode unless `use_dropout`), on for BART (their
+Lightning trainer puts the whole module, BART included, in train mode). The prefix itself has
+no dropout (their `prefix_dropout` defaults to 0).
+
 `init: words` starts the prefix from the activations of real words (`init_text`, the paper's
-low-data trick, section 7.2): the frozen model reads the text (repeated or cut to L tokens; the
-paper set L to its length) and the MLP is fitted to its key/value activations as in the paper's
-code (500 Adam steps at lr 1e-4 on the squared error); a flat prefix copies them.
+low-data trick, section 7.2): the frozen model reads the text and the MLP is fitted to its
+key/value activations as in the paper's code (500 Adam steps at lr 1e-4 on the squared error); a
+flat prefix copies them. A text of more than `length` tokens sets the length (the authors' code
+set L to the text's token count), a shorter one is repeated to `length`; the cell records the
+length used. The authors' BART code has no working word init; ours lets BART read the words in
+its encoder and decoder, and each of the three prefixes starts from its own attention's keys and
+values of them.
 """
 
 from __future__ import annotations
@@ -106,18 +115,72 @@ def layer_cache(kv: torch.Tensor, batch_size: int) -> DynamicCache:
     return cache
 
 
+def word_ids(tokenizer: Any, text: str) -> list[int]:
+    if tokenizer is None:
+        raise UserError("init: words needs the model's tokenizer")
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    if not ids:
+        raise UserError(f"prefix init_text {text!r} has no tokens")
+    return ids
+
+
+@torch.no_grad()
+def words_activations(base: PreTrainedModel, ids: list[int]) -> dict[str, torch.Tensor]:
+    """Site -> [layers, 2, heads, L, head_dim]: the frozen model's own keys and values as it
+    reads the words. BART reads them in its encoder (the encoder prefix: its self-attention's
+    keys and values; the cross prefix: the decoder's keys and values of that encoding) and in
+    its decoder (the decoder prefix)."""
+    device = next(base.parameters()).device
+    words = torch.tensor([ids], device=device)
+
+    def stacked(cache: DynamicCache) -> torch.Tensor:
+        layers = cache.layers
+        return torch.stack([torch.stack([layer.keys[0], layer.values[0]]) for layer in layers])
+
+    if not base.config.is_encoder_decoder:
+        return {"prefix": stacked(base(input_ids=words, use_cache=True).past_key_values)}
+    heads = base.config.encoder_attention_heads
+    captured: list[torch.Tensor] = []
+
+    def keep(module: nn.Module, args: tuple, out: torch.Tensor) -> None:
+        captured.append(out[0].view(out.shape[1], heads, -1).transpose(0, 1))
+
+    hooks = [
+        projection.register_forward_hook(keep)
+        for layer in base.get_encoder().layers
+        for projection in (layer.self_attn.k_proj, layer.self_attn.v_proj)
+    ]
+    try:
+        out = base(input_ids=words, decoder_input_ids=words, use_cache=True)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    cache = out.past_key_values
+    return {
+        "encoder_prefix": torch.stack(captured).view(-1, 2, *captured[0].shape),
+        "decoder_prefix": stacked(cache.self_attention_cache),
+        "cross_prefix": stacked(cache.cross_attention_cache),
+    }
+
+
 class PrefixLM(AdaptedLM):
     def __init__(
         self, base: PreTrainedModel, settings: PrefixSettings, context: BuildContext
     ) -> None:
         super().__init__(base)
         base.requires_grad_(False)
+        self.base_dropout = settings.resolved_base_dropout(self.is_encoder_decoder)
+        words = None
+        if settings.init == "words":
+            words = word_ids(context.tokenizer, settings.init_text)
+        # A longer init text sets the length, as the authors' code did; a shorter one repeats.
+        self.prefix_length = settings.length if words is None else max(settings.length, len(words))
+        self.init_tokens = None if words is None else len(words)
         config = base.config
-        self.prefix_length = settings.length
 
         def site(layers: int, heads: int, d_model: int) -> Activations:
             return Activations(
-                settings.length, layers, heads, d_model, settings.mlp_hidden, settings.flat
+                self.prefix_length, layers, heads, d_model, settings.mlp_hidden, settings.flat
             )
 
         if not self.is_encoder_decoder:
@@ -128,26 +191,31 @@ class PrefixLM(AdaptedLM):
                     )
                 }
             )
-            if settings.init == "words":
-                self.init_from_words(context.tokenizer, settings.init_text)
-            return
-        d = config.d_model
-        self.cross_prefix_length = settings.length
-        self.sites = nn.ModuleDict(
-            {
-                "encoder_prefix": site(config.encoder_layers, config.encoder_attention_heads, d),
-                "decoder_prefix": site(config.decoder_layers, config.decoder_attention_heads, d),
-                "cross_prefix": site(config.decoder_layers, config.decoder_attention_heads, d),
-            }
-        )
-        self._encoder_cache: DynamicCache | None = None
-        for layer in base.get_encoder().layers:
-            layer.self_attn.register_forward_pre_hook(self._prefix_encoder, with_kwargs=True)
-        base.get_decoder().embed_positions.register_forward_pre_hook(
-            self._decoder_positions_from_zero, with_kwargs=True
-        )
-        if settings.init == "words":
-            raise UserError("prefix init: words is implemented for decoder-only models")
+        else:
+            d = config.d_model
+            self.cross_prefix_length = self.prefix_length
+            self.sites = nn.ModuleDict(
+                {
+                    "encoder_prefix": site(
+                        config.encoder_layers, config.encoder_attention_heads, d
+                    ),
+                    "decoder_prefix": site(
+                        config.decoder_layers, config.decoder_attention_heads, d
+                    ),
+                    "cross_prefix": site(config.decoder_layers, config.decoder_attention_heads, d),
+                }
+            )
+        if words is not None:  # before the hooks below: the base reads the words plainly
+            repeated = (words * math.ceil(self.prefix_length / len(words)))[: self.prefix_length]
+            for name, kv in words_activations(base, repeated).items():
+                self.sites[name].fit(kv)
+        if self.is_encoder_decoder:
+            self._encoder_cache: DynamicCache | None = None
+            for layer in base.get_encoder().layers:
+                layer.self_attn.register_forward_pre_hook(self._prefix_encoder, with_kwargs=True)
+            base.get_decoder().embed_positions.register_forward_pre_hook(
+                self._decoder_positions_from_zero, with_kwargs=True
+            )
 
     # --- the prefix in the cache ------------------------------------------------------------
     def prefix_cache(self, batch_size: int) -> DynamicCache | EncoderDecoderCache:
@@ -193,23 +261,11 @@ class PrefixLM(AdaptedLM):
         return args, kwargs
 
     # --- initialization, storage ------------------------------------------------------------
-    def init_from_words(self, tokenizer: Any, text: str) -> None:
-        if tokenizer is None:
-            raise UserError("init: words needs the model's tokenizer")
-        ids = tokenizer.encode(text, add_special_tokens=False)
-        if not ids:
-            raise UserError(f"prefix init_text {text!r} has no tokens")
-        ids = (ids * math.ceil(self.prefix_length / len(ids)))[: self.prefix_length]
-        device = next(self.base.parameters()).device
-        with torch.no_grad():
-            cache = self.base(input_ids=torch.tensor([ids], device=device), use_cache=True)
-            kv = torch.stack(
-                [
-                    torch.stack([layer.keys[0], layer.values[0]])
-                    for layer in cache.past_key_values.layers
-                ]
-            )
-        self.sites["prefix"].fit(kv)
+    def derived_settings(self) -> dict[str, Any]:
+        derived: dict[str, Any] = {"base_dropout": self.base_dropout}
+        if self.init_tokens is not None:
+            derived.update(length=self.prefix_length, init_tokens=self.init_tokens)
+        return derived
 
     def finalize(self) -> None:
         for site in self.sites.values():
@@ -225,4 +281,3 @@ class PrefixLM(AdaptedLM):
             raise ValueError(f"stored state has {sorted(state)}, expected {sorted(self.sites)}")
         for name, site in self.sites.items():
             site.load(state[name])
-

@@ -11,6 +11,8 @@ as for prefix-tuning. Decoder-only models only.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from transformers import DynamicCache, PreTrainedModel
@@ -28,6 +30,7 @@ class PromptLM(AdaptedLM):
         if self.is_encoder_decoder:
             raise UserError("the embedding-only prefix (prompt) is for decoder-only models")
         base.requires_grad_(False)
+        self.base_dropout = settings.resolved_base_dropout(is_encoder_decoder=False)
         d_model = base.config.hidden_size
         self.prefix_length = settings.length
         self.mlp: nn.Module | None = None
@@ -41,6 +44,9 @@ class PromptLM(AdaptedLM):
                 nn.Tanh(),
                 nn.Linear(settings.mlp_hidden, d_model),
             )
+
+    def derived_settings(self) -> dict[str, Any]:
+        return {"base_dropout": self.base_dropout}
 
     def _embeddings(self) -> torch.Tensor:
         if self.mlp is None:
@@ -68,4 +74,3 @@ class PromptLM(AdaptedLM):
             raise ValueError(f"stored state does not fit: expected embeddings of shape {expected}")
         self.embeddings = nn.Parameter(state["embeddings"].clone(), requires_grad=False)
         self.mlp = None
-
