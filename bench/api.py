@@ -56,7 +56,6 @@ def run_grid(
     from bench.checkpoints import window
     from bench.errors import UserError
     from bench.grid import check_lengths, expand, load_grid
-    from bench.models import check_available, hub_window, prepare_model
     from bench.progress import make_progress
     from bench.reports.report import write_report
     from bench.runner import check_data, run_cells
@@ -65,20 +64,25 @@ def run_grid(
     results, data = Path(results_dir), Path(data_dir) if data_dir is not None else None
     spec, spec_text = load_grid(str(grid), model, plugins)
     check_results_dir(results)
-    check_available(spec.model)
     if data is not None and not data.is_dir():
         raise UserError(f"--data-dir {data} is not a directory")
     cells = expand(spec)
-    check_lengths(cells, *(window(spec.model) or hub_window(spec.model)))
     finished = set() if force else Store.finished_cells(results / "bench.sqlite")
-    check_data([c for c in cells if c.id not in finished], data)
+    todo = [c for c in cells if c.id not in finished]
+    if todo:  # the engine (torch, transformers) is imported only when there is work for it
+        from bench.models import check_available, hub_window
+
+        check_available(spec.model)
+        check_lengths(todo, *(window(spec.model) or hub_window(spec.model)))
+    check_data(todo, data)
     store = Store(results / "bench.sqlite")
     executor = None
     try:
         store.register_grid(spec.name, spec_text, [c.id for c in cells])
         started = time.time()
         with make_progress(console or Console(stderr=True)) as progress:
-            if ray is not None:
+            if ray is not None and todo:
+                from bench.models import prepare_model
                 from bench.ray_executor import RayExecutor
 
                 prepare_model(spec.model, progress)  # built once, before any worker starts

@@ -53,9 +53,9 @@ def app() -> None:
 
 
 def _quiet_libraries() -> None:
-    import transformers
-
-    transformers.logging.set_verbosity_error()
+    """transformers' warnings off, without importing it (a rerun of a finished grid never
+    imports the engine): it reads the variable when it is first imported."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 @app.command()

@@ -24,12 +24,14 @@ import tempfile
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.errors import UserError
 from bench.record import STORED
 from bench.spec import Cell
-from bench.training import Checkpointing
+
+if TYPE_CHECKING:
+    from bench.training import Checkpointing
 
 RUNTIME_ENV_VARS = ("BENCH_CACHE", "BENCH_DATA_DIR", "HF_HUB_OFFLINE", "HF_HOME")
 

@@ -21,9 +21,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from bench.cell import collect_provenance, failure_reason, run_cell
 from bench.data import DEV, TRAIN
 from bench.progress import Progress
 from bench.record import CellRecord
@@ -37,7 +36,9 @@ from bench.store import (
     this_owner,
     write_record,
 )
-from bench.training import Checkpointing
+
+if TYPE_CHECKING:
+    from bench.training import Checkpointing
 
 CHECKPOINT_MINUTES = 10.0  # a running cell saves its training state this often
 POLL_SECONDS = 2.0  # how often a runner looks again at cells in flight or held elsewhere
@@ -98,6 +99,14 @@ class LocalExecutor:
         """The running cell is stopped by the KeyboardInterrupt itself."""
 
 
+def run_cell(*args: Any, **kwargs: Any) -> CellRecord:
+    """`bench.cell.run_cell`, imported once a cell runs: a rerun of a finished grid never
+    imports the engine (torch, transformers)."""
+    from bench import cell
+
+    return cell.run_cell(*args, **kwargs)
+
+
 def check_data(cells: list[Cell], data_dir: Path | None) -> None:
     """Load every split the cells need, so missing or malformed data stops a run (as a
     `UserError`) before anything is written; the task modules cache what they parse."""
@@ -141,6 +150,8 @@ def run_cells(
                     time.sleep(POLL_SECONDS)
         except KeyboardInterrupt:
             ignore_interrupts()  # a second Ctrl-C must not cut the recording short
+            from bench.cell import collect_provenance
+
             executor.cancel()
             for cell in executor.running():
                 reason = "interrupted by the user"
@@ -199,6 +210,8 @@ class _Run:
         except RuntimeError as error:
             self.record(cell, error)
             return
+        from bench.training import Checkpointing  # torch: only once a cell is to run
+
         executor.submit(cell, dependencies, Checkpointing(folder, 60 * self.checkpoint_minutes))
 
     def drain(self, executor: Executor, timeout: float) -> bool:
@@ -216,6 +229,8 @@ class _Run:
             except OSError as error:  # a full disk, say: this cell fails, the store stays whole
                 outcome = error
         if isinstance(outcome, Exception):
+            from bench.cell import collect_provenance, failure_reason
+
             reason = failure_reason(outcome)
             trace = "\n".join([reason, *getattr(outcome, "__notes__", [])])
             self.store.fail_cell(cell.id, "failed", trace, collect_provenance())

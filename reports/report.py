@@ -7,22 +7,29 @@ always one whole report, never a mix of an old and a new one.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import tempfile
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.errors import UserError
-from bench.reports.frame import failure_line, missing_metrics, results_frame
-from bench.reports.layouts import tables as build_tables
-from bench.reports.page import render_page
-from bench.reports.plots import draw_all
-from bench.reports.table import Table, to_latex, to_markdown
 from bench.spec import GRID_NAME
 from bench.store import Store
 
+if TYPE_CHECKING:
+    from bench.reports.table import Table
+
+SOURCE = ".source"  # in a report folder: the fingerprint of what it was rendered from
+
 
 def _markdown(grid: str, done: int, total: int, tables: list[Table], plots, failed) -> str:
+    from bench.reports.frame import failure_line
+    from bench.reports.table import to_markdown
+
     lines = [f"# Results: grid `{grid}`", "", f"{done} of {total} cells finished.", ""]
     for table in tables:
         lines += [f"## {table.title}", "", to_markdown(table)]
@@ -44,17 +51,59 @@ def write_report(store: Store, grid: str, out_dir: Path, intervals: bool = False
     nothing outside the report's own folders is ever deleted."""
     if not GRID_NAME.fullmatch(grid):
         raise UserError(f"grid name {grid!r} is not an identifier; rename the grid and rerun it")
+    source = report_source(store, grid, intervals)
+    marker = out_dir / SOURCE
+    if (out_dir / "index.html").is_file() and marker.is_file() and marker.read_text() == source:
+        return out_dir / "index.html"  # rendered from exactly this: a rerun costs nothing
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{grid}.partial-"))
     try:
         _render(store, grid, staging, intervals)
+        (staging / SOURCE).write_text(source)
         _swap_in(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out_dir / "index.html"
 
 
+def report_source(store: Store, grid: str, intervals: bool) -> str:
+    """What a report shows follows from this: the grid, its runs as stored (a finished or
+    rerun cell changes its row), the scores, the options and the rendering code itself."""
+    blob = json.dumps(
+        [
+            store.grid_spec(grid),
+            intervals,
+            store.runs(grid),
+            [tuple(row) for row in store.results(grid)],
+            _code(),
+        ],
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@cache
+def _code() -> str:
+    """A digest of the engine's and the reports' files (one folder when installed as a wheel,
+    two in an editable install): another version of the code renders the report again."""
+    import bench
+
+    digest = hashlib.sha256()
+    for folder in sorted({Path(bench.__file__).resolve().parent, Path(__file__).resolve().parent}):
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(path.relative_to(folder).as_posix().encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
 def _render(store: Store, grid: str, staging: Path, intervals: bool) -> None:
+    from bench.reports.frame import missing_metrics, results_frame
+    from bench.reports.layouts import tables as build_tables
+    from bench.reports.page import render_page
+    from bench.reports.plots import draw_all
+    from bench.reports.table import to_latex, to_markdown
+
     frame = results_frame(store, grid)
     runs = store.runs(grid)
     tables = build_tables(frame, intervals, missing_metrics(store, grid)) if not frame.empty else []

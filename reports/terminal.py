@@ -43,27 +43,56 @@ EXPORT_KEYS = (
 def results_summary(store: Store, grid: str, console: Console) -> None:
     """The results matrix, one terminal table per task (a single wide matrix does not fit),
     then one line per metric some cells have no score for, with why (a blank never goes
-    unexplained)."""
+    unexplained). A task's table wider than the console (80 columns in a CI log) is split into
+    several, each with the method column: names and numbers are never cut."""
     frame = results_frame(store, grid)
     for task, part in frame.groupby("task", sort=False):
         table = matrix(part, intervals=False)
         if table is None:
             continue
         prefix = task_name(task) + " "
-        out = Table(title=f"{grid}: {task}", title_justify="left")
-        out.add_column("method")
-        for header in table.flat_headers():
-            out.add_column(header.removeprefix(prefix), justify="right")
+        headers = [h.removeprefix(prefix) for h in table.flat_headers()]
+        texts = [
+            [table.cell_text(i, j) for j in range(len(headers))] for i in range(len(table.rows))
+        ]
         best = table.best()
-        for i, row in enumerate(table.rows):
-            cells = [table.cell_text(i, j) for j in range(len(table.columns))]
-            out.add_row(
-                row.label, *(f"[bold]{c}[/]" if i in best[j] else c for j, c in enumerate(cells))
-            )
-        console.print(out)
+        rows = [
+            [f"[bold]{text}[/]" if i in best[j] else text for j, text in enumerate(row)]
+            for i, row in enumerate(texts)
+        ]
+        labels = [row.label for row in table.rows]
+        widths = [
+            max([*map(len, header.split()), *(len(row[j]) for row in texts)])
+            for j, header in enumerate(headers)
+        ]
+        first = min(max(map(len, ["method", *labels])), console.width // 2)
+        parts = column_groups(first, widths, console.width)
+        for number, columns in enumerate(parts, 1):
+            title = f"{grid}: {task}" + (f" ({number}/{len(parts)})" if len(parts) > 1 else "")
+            out = Table(title=title, title_justify="left")
+            out.add_column("method", overflow="fold", width=first)
+            for j in columns:
+                out.add_column(headers[j], justify="right", overflow="fold", width=widths[j])
+            for label, row in zip(labels, rows, strict=True):
+                out.add_row(label, *(row[j] for j in columns))
+            console.print(out)
     for missing in missing_metrics(store, grid):
         line = missing_note(missing)
         console.print(line, style="yellow", markup=False, highlight=False, soft_wrap=True)
+
+
+def column_groups(first: int, widths: list[int], total: int) -> list[list[int]]:
+    """Columns (by index) per table, in order, so that the first column plus each group fits
+    in `total` characters (a column takes its width, two of padding and one of border)."""
+    groups: list[list[int]] = [[]]
+    used = 1 + first + 3
+    for j, width in enumerate(widths):
+        if groups[-1] and used + width + 3 > total:
+            groups.append([])
+            used = 1 + first + 3
+        groups[-1].append(j)
+        used += width + 3
+    return groups
 
 
 def export_rows(store: Store, grid: str | None, format_: str, stream: IO[str]) -> None:

@@ -38,7 +38,9 @@ def test_cells_run_two_at_a_time_with_the_local_executors_results(reference, tmp
         (p["ran"]["from"], p["ran"]["until"])
         for (p,) in ((json.loads(row),) for (row,) in db.execute("SELECT provenance FROM runs"))
     )
-    assert ran[1][0] < ran[0][1]  # on the workers, the second cell began before the first ended
+    # On the workers, some cell began before another ended (a worker that starts late, its
+    # imports slower than a tiny cell, still overlaps the other worker's next cell).
+    assert any(later[0] < earlier[1] for i, earlier in enumerate(ran) for later in ran[i + 1 :])
 
 
 def test_hybrids_run_after_the_cells_they_reuse(tmp_path):

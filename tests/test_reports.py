@@ -19,6 +19,7 @@ from bench.reports.layouts import extrapolation, lowdata, matrix, prefix_length,
 from bench.reports.plots import pareto_front
 from bench.reports.report import write_report
 from bench.reports.table import Column, Row, Table, latex_escape, to_latex, to_markdown
+from bench.reports.terminal import column_groups
 from bench.store import Store
 
 BASE = 354_823_168  # gpt2-medium
@@ -343,3 +344,75 @@ def test_page_renders_in_headless_chromium_without_missing_images(store, tmp_pat
     assert 'data-images="5"' in body.group(1)
     assert 'data-broken-images="0"' in body.group(1)
     assert "Table 1: table-to-text generation" in result.stdout
+
+
+def test_column_groups_keep_every_table_within_the_width():
+    assert column_groups(8, [10, 10, 10], 80) == [[0, 1, 2]]
+    groups = column_groups(8, [10, 10, 10, 10, 10], 40)
+    assert groups == [[0, 1], [2, 3], [4]]
+    assert column_groups(8, [90], 40) == [[0]]  # one column too wide for any table: alone
+
+
+@pytest.mark.parametrize("width", [80, 50])
+def test_the_run_summary_never_cuts_a_name_or_a_number(reference, width):
+    """In an 80-column CI log (and narrower), method names and numbers are printed whole:
+    a table too wide is split into several, each with the method column."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from bench.reports import terminal
+
+    _, results = reference
+    store = Store(results / "bench.sqlite", readonly=True)
+    out = StringIO()
+    terminal.results_summary(store, "tiny", Console(file=out, width=width, color_system=None))
+    text = out.getvalue()
+    assert "…" not in text
+    assert all(len(line) <= width for line in text.splitlines())
+    frame = results_frame(store, "tiny")
+    for task in frame.task.unique():
+        tables = text.count(f"tiny: {task}")
+        assert text.count("finetune") >= tables and text.count("prefix") >= tables
+    for _, part in frame.groupby("task"):  # every cell of the matrix appears whole
+        table = matrix(part, intervals=False)
+        for i in range(len(table.rows)):
+            for j in range(len(table.columns)):
+                assert re.search(rf"(?<![\d.,]){re.escape(table.cell_text(i, j))}(?![\d.,])", text)
+    if width == 50:
+        assert "(1/2)" in text
+
+
+def test_a_rerun_of_a_finished_grid_imports_no_engine_and_keeps_its_report(reference, tmp_path):
+    """Every cell stored: no torch import, and a report rendered from exactly this store and
+    code is not rendered again (it is when the store or the options change)."""
+    import subprocess
+    import sys
+
+    grid, results = reference
+    copy = tmp_path / "r"
+    shutil.copytree(results, copy)
+    index = copy / "reports" / "tiny" / "index.html"
+    before = index.stat().st_mtime_ns
+    script = (
+        "import sys\nfrom bench.cli import main\n"
+        f"sys.argv = ['bench', 'run', '--grid', {str(grid)!r}, '--results-dir', {str(copy)!r}]\n"
+        "try:\n    main()\nexcept SystemExit as done:\n    assert not done.code, done.code\n"
+        "print('engine imported:', 'torch' in sys.modules or 'transformers' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "engine imported: False" in done.stdout and "0 run, 4 already done" in done.stderr
+    assert index.stat().st_mtime_ns == before
+    store = Store(copy / "bench.sqlite")
+    write_report(store, "tiny", copy / "reports" / "tiny")
+    assert index.stat().st_mtime_ns == before
+    write_report(store, "tiny", copy / "reports" / "tiny", intervals=True)
+    assert index.stat().st_mtime_ns != before
+    again = index.stat().st_mtime_ns
+    store.register_grid(
+        "tiny", store.grid_spec("tiny") + "\n# edited", [r["cell"] for r in store.runs("tiny")]
+    )
+    write_report(store, "tiny", copy / "reports" / "tiny", intervals=True)
+    assert index.stat().st_mtime_ns != again
+    store.close()
