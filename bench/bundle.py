@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,11 +97,13 @@ class CellResults:
     def key(self) -> CellKey:
         return CellKey.of(self.config)
 
-    def describe(self) -> str:
-        """Label, training size and seed: enough to tell cells of one task apart in a table."""
+    def describe(self, seeds: Sequence[int] = ()) -> str:
+        """Label, training size and seed (or the `seeds` of a row over several): enough to tell
+        cells of one task apart in a table."""
         size = "" if self.config.get("n_train") is None else f" n={self.config['n_train']}"
         sample = f" sample {self.config['sample']}" if self.config.get("sample") else ""
-        return f"{self.config['label']}{size}{sample} seed {self.config['seed']}"
+        seed = f"seeds {','.join(map(str, seeds))}" if seeds else f"seed {self.config['seed']}"
+        return f"{self.config['label']}{size}{sample} {seed}"
 
 
 @dataclass(frozen=True)

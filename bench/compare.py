@@ -188,7 +188,7 @@ def _compare_split(
         label = cand.describe()
     else:
         comparisons = _seed_comparisons(suite, pairs, split)
-        label = f"{cand.describe().rsplit(' seed ', 1)[0]} seeds {','.join(map(str, seeds))}"
+        label = cand.describe(seeds)
     ood = next(iter(cand.scores[split].values())).ood
     for metric in list(metrics) or SUITES.get(suite).names():
         if metric not in comparisons:

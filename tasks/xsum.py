@@ -291,7 +291,7 @@ class XSumTopics(XSum):
             raise UserError(
                 f"task {self.name!r}: no URL for {len(missing)} of {len(articles)} articles "
                 f"(first id {missing[0]}) in {', '.join(p.name for p in files)}; put the full "
-                f"{Path(URL_MAP).name} (226,711 rows) in {folder}"
+                f"{Path(URL_MAP).name} (a line per article) in {folder}"
             )
         return urls
 
