@@ -82,10 +82,8 @@ def run_grid(
         started = time.time()
         with make_progress(console or Console(stderr=True)) as progress:
             if ray is not None and todo:
-                from bench.models import prepare_model
                 from bench.ray_executor import RayExecutor
 
-                prepare_model(spec.model, progress)  # built once, before any worker starts
                 executor = RayExecutor(ray, data, (*plugins, *spec.plugins))
             summary = run_cells(
                 cells, store, results, data, force, progress, checkpoint_minutes, executor

@@ -80,7 +80,7 @@ def run_cell(
     on_phase("data")
     data = prepare_data(cell, data_dir)
     on_phase("build")
-    built = build(cell, dependencies or {}, progress)
+    built = build(cell, dependencies or {})
     timings = {"setup": time.time() - clock}
     on_phase("train")
     result = train_model(cell, data, built, progress, checkpoints)
@@ -114,9 +114,9 @@ def prepare_data(cell: Cell, data_dir: Path | None) -> CellData:
     return CellData(task, train_examples, dev_examples, evaluated, files)
 
 
-def build(cell: Cell, dependencies: dict[str, Path], progress: Progress | None) -> BuiltModel:
+def build(cell: Cell, dependencies: dict[str, Path]) -> BuiltModel:
     run_device = device()
-    loaded = load_model(cell.model, cell.seed, progress)
+    loaded = load_model(cell.model, cell.seed)
     method = METHODS.get(cell.method)
     total = count(list(loaded.model.parameters()))
     reused = {

@@ -1,7 +1,8 @@
 """Model specs -> what they name, without loading anything.
 
 A spec is one of:
-- `mini`, `mini-tiny`: the embedded LM, pretrained on the mini world on first use (the default);
+- `mini`, `mini-tiny`: the embedded LM, pretrained on the mini world and shipped in the package
+  (the default);
 - `random:ARCH`: a built-in architecture (`random:gpt2-medium`, `random:bart-large`) with random
   weights, for smoke runs and parameter counts;
 - anything else: a hub id or local path, loaded with transformers where the user has the weights.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from bench.errors import UserError
 from bench.mini.config import MINI_LMS
+from bench.mini.config import checkpoint_id as mini_checkpoint_id
 
 RANDOM_PREFIX = "random:"
 
@@ -45,7 +47,7 @@ def random_architecture(spec: str) -> str | None:
 def checkpoint_id(spec: str) -> str:
     """A stable name for what `spec` loads, without loading it; part of each cell's identity."""
     if spec in MINI_LMS:
-        return MINI_LMS[spec].checkpoint_id(spec)
+        return mini_checkpoint_id(spec)
     random_architecture(spec)
     return spec
 

@@ -331,6 +331,57 @@ def stats(data_dir: Path | None, tasks: tuple[str, ...], as_json: bool) -> None:
     terminal.data_stats(table, console)
 
 
+@app.group("mini-lm")
+def mini_lm() -> None:
+    """The embedded mini LMs: rebuild the shipped weights from their recipe, or check that the
+    recipe reproduces them (both on one CPU thread)."""
+
+
+def _mini_names(names: tuple[str, ...]) -> list[str]:
+    from bench.errors import did_you_mean
+    from bench.mini.config import MINI_LMS
+
+    for name in names:
+        if name not in MINI_LMS:
+            hint = did_you_mean(name, list(MINI_LMS))
+            raise UserError(f"unknown mini LM {name!r}; {hint}valid: {', '.join(MINI_LMS)}")
+    return list(names) or list(MINI_LMS)
+
+
+@mini_lm.command("build")
+@click.argument("names", nargs=-1)
+def mini_lm_build(names: tuple[str, ...]) -> None:
+    """Pretrain NAMES (default: all) and replace their shipped weights in the package."""
+    from bench.mini.config import shipped_dir
+    from bench.mini.lm import build
+    from bench.progress import make_progress
+
+    _quiet_libraries()
+    for name in _mini_names(names):
+        with make_progress(console) as progress:
+            folder = build(name, shipped_dir(name), progress)
+        console.print(f"{name}: {folder}")
+
+
+@mini_lm.command("check")
+@click.argument("names", nargs=-1)
+def mini_lm_check(names: tuple[str, ...]) -> None:
+    """Pretrain NAMES (default: all) in a temporary folder and compare with the shipped weights;
+    exit 1 when they differ."""
+    from bench.mini.lm import check
+    from bench.progress import make_progress
+
+    _quiet_libraries()
+    differ = False
+    for name in _mini_names(names):
+        with make_progress(console) as progress:
+            differences = check(name, progress)
+        console.print(f"{name}: " + ("; ".join(differences) or "reproduced exactly"))
+        differ = differ or bool(differences)
+    if differ:
+        sys.exit(1)
+
+
 @app.command()
 @click.option("--task", required=True, help="the task whose references and metric suite to use")
 @click.option(
@@ -389,18 +440,46 @@ def params(model: str, as_json: bool, plugins: tuple[str, ...]) -> None:
 @click.option("--warm-only", is_flag=True, help="skip the cold run (keep the model cache)")
 @click.option("--out", type=click.Path(path_type=Path), help="also write the JSON here")
 @click.option(
-    "--metrics", "metrics_only", is_flag=True, help="time the E2E metric suite on 630 outputs"
+    "--metrics",
+    "metrics_only",
+    is_flag=True,
+    help="time the E2E metric suite on 630 outputs, then `bench score` on E2E TGen and on WebNLG's "
+    "1,862-line file (seen, unseen, all), each its own process",
 )
 @click.option(
     "--executors", is_flag=True, help="time the grid: local on all cores, local on one thread, Ray"
 )
-def perf(grid: str, warm_only: bool, out: Path | None, metrics_only: bool, executors: bool) -> None:
+@click.option(
+    "--overhead", is_flag=True, help="training tokens/s: the harness's loop vs a plain PyTorch loop"
+)
+@click.option("--json", "as_json", is_flag=True, help="--overhead: print JSON instead of a summary")
+def perf(
+    grid: str,
+    warm_only: bool,
+    out: Path | None,
+    metrics_only: bool,
+    executors: bool,
+    overhead: bool,
+    as_json: bool,
+) -> None:
     """Benchmark a grid: cold (empty model cache), warm, and a rerun that skips every cell."""
     from bench.grid import load_grid
-    from bench.perf import benchmark, executor_benchmark, metrics_benchmark
+    from bench.perf import (
+        benchmark,
+        executor_benchmark,
+        metrics_benchmark,
+        overhead_benchmark,
+        overhead_lines,
+    )
 
-    if metrics_only:
-        console.print("timing the e2e metric suite on the 630 TGen outputs")
+    summary = ""
+    if overhead:
+        console.print("timing 60 fine-tuning steps of mini-e2e: the harness's loop, a plain loop")
+        result = overhead_benchmark()
+        text = json.dumps(result, indent=2)
+        summary = "" if as_json else overhead_lines(result)
+    elif metrics_only:
+        console.print("timing the e2e metric suite on the 630 TGen outputs, then bench score")
         text = json.dumps(metrics_benchmark(), indent=2)
     elif executors:
         load_grid(grid)
@@ -411,7 +490,7 @@ def perf(grid: str, warm_only: bool, out: Path | None, metrics_only: bool, execu
         runs = "warm, rerun" if warm_only else "cold, warm, rerun"
         console.print(f"benchmarking grid {grid}: {runs}")
         text = json.dumps(benchmark(grid, cold=not warm_only), indent=2)
-    print(text)
+    print(summary or text)
     if out is not None:
         out.write_text(text + "\n")
 

@@ -26,8 +26,7 @@ from bench.checkpoints import (
 )
 from bench.errors import UserError
 from bench.mini.config import MINI_LMS
-from bench.mini.lm import ensure_pretrained
-from bench.progress import Progress
+from bench.mini.lm import checkpoint_dir
 
 
 @dataclass
@@ -81,18 +80,9 @@ def hub_window(spec: str) -> tuple[int, bool]:
     return positions, bool(config.is_encoder_decoder)
 
 
-def prepare_model(spec: str, progress: Progress | None = None) -> None:
-    """Build once, here, what loading `spec` needs on this machine (the mini LM, or the
-    tokenizer a `random:` model borrows), so that workers never pretrain it side by side."""
+def load_model(spec: str, seed: int) -> LoadedModel:
     if spec in MINI_LMS:
-        ensure_pretrained(spec, progress)
-    elif random_architecture(spec) is not None:
-        ensure_pretrained("mini-tiny", progress)
-
-
-def load_model(spec: str, seed: int, progress: Progress | None = None) -> LoadedModel:
-    if spec in MINI_LMS:
-        path = ensure_pretrained(spec, progress)
+        path = checkpoint_dir(spec)
         return LoadedModel(
             AutoModelForCausalLM.from_pretrained(path),
             AutoTokenizer.from_pretrained(path),
@@ -102,7 +92,7 @@ def load_model(spec: str, seed: int, progress: Progress | None = None) -> Loaded
     if arch is not None:
         config = architecture_config(arch)
         torch.manual_seed(seed)
-        tokenizer = AutoTokenizer.from_pretrained(ensure_pretrained("mini-tiny", progress))
+        tokenizer = AutoTokenizer.from_pretrained(checkpoint_dir("mini-tiny"))
         return LoadedModel(model_class(config).from_config(config), tokenizer, spec)
     check_available(spec)
     auto = model_class(AutoConfig.from_pretrained(spec))

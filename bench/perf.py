@@ -1,25 +1,39 @@
 """`python -m bench perf`: the speed benchmark of a grid, as the README reports it, and
-(`--metrics`) of the E2E metric suite.
+(`--metrics`) of the E2E metric suite, and (`--overhead`) of the training loop against a plain
+PyTorch loop.
 
-Three runs of the same grid, each in a fresh results directory: cold (an empty model cache, so
-the mini LM is pretrained first), warm (the cache filled), and a rerun of the warm results
-(every cell skipped). Wall-clock seconds of the whole command, as a user sees them.
+Three runs of the same grid, each in a fresh results directory: cold (an empty $BENCH_CACHE, as
+on a fresh machine: the mini LM ships with the package, so nothing is built first), warm (the
+cache as the cold run left it), and a rerun of the warm results (every cell skipped).
+Wall-clock seconds of the whole command, as a user sees them.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import platform
+import random
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
+from rich.progress import TaskID
+from torch.nn.utils.rnn import pad_sequence
 
 from bench.errors import UserError
 from bench.mini.config import cache_root
+from bench.progress import Progress
+from bench.spec import Cell
+
+if TYPE_CHECKING:
+    from bench.cell import BuiltModel, CellData
+    from bench.encoding import Encoded
 
 
 def _timed_run(grid: str, results: Path, cache: Path, *extra: str, threads: int = 0) -> float:
@@ -38,7 +52,7 @@ def _timed_run(grid: str, results: Path, cache: Path, *extra: str, threads: int 
 
 
 def executor_benchmark(grid: str) -> dict[str, object]:
-    """The grid (warm model cache) three ways: the local executor, one cell after another, on
+    """The grid three ways: the local executor, one cell after another, on
     all cores (torch's threads) and on one thread; then as Ray tasks, one CPU each, as many at
     once as the machine has cores.
 
@@ -47,10 +61,6 @@ def executor_benchmark(grid: str) -> dict[str, object]:
     outputs byte for byte. `speedup_vs_all_cores` (all-core local / Ray) is what a user of this
     machine gains over the default, where torch already spreads one cell over every core.
     """
-    from bench.grid import load_grid
-    from bench.models import prepare_model
-
-    prepare_model(load_grid(grid)[0].model)  # the mini LM built before anything is timed
     with tempfile.TemporaryDirectory(prefix="bench-perf-") as tmp:
         root = Path(tmp)
         local = _timed_run(grid, root / "local", cache_root())
@@ -95,6 +105,196 @@ def _machine() -> dict[str, object]:
     }
 
 
+# --- training overhead: the harness's loop against a plain PyTorch loop ----------------------
+
+
+class _StepClock(Progress):
+    """A silent progress display that notes when each update comes. `train` advances its bar
+    once before the first optimizer step and once after each, so `stamps[k]` is when step k
+    ended (`stamps[0]`: when stepping began), as (wall clock, this process's CPU time)."""
+
+    def __init__(self) -> None:
+        super().__init__(disable=True)
+        self.stamps: list[tuple[float, float]] = []
+
+    def update(self, task_id: TaskID, **changes: Any) -> None:
+        self.stamps.append((time.perf_counter(), time.process_time()))
+        super().update(task_id, **changes)
+
+
+@dataclass
+class _Loop:
+    """One loop's measured run: wall and CPU seconds of its timed steps (CPU time counts
+    every thread, and less of what other work on the machine takes), its last step's loss and
+    the trained weights (equal in both loops when they trained the same thing)."""
+
+    seconds: float
+    cpu_seconds: float
+    loss: float
+    weights: dict[str, torch.Tensor]
+
+
+def _overhead_cell(model: str, steps: int) -> tuple[Cell, CellData]:
+    """The default grid's mini-e2e fine-tuning cell on `model`, stopped after `steps`
+    optimizer steps and without a dev loss (the bare loop scores none), and its data."""
+    from bench.cell import prepare_data
+    from bench.data import training_pairs
+    from bench.grid import expand, load_grid
+
+    spec = load_grid("mini", model_override=model)[0]
+    cell = next(c for c in expand(spec) if c.task == "mini-e2e" and c.method == "finetune")
+    data = prepare_data(cell, None)
+    per_epoch = math.ceil(len(training_pairs(data.train)) / cell.train.batch_size)
+    train = cell.train.model_copy(
+        update={"max_steps": steps, "epochs": math.ceil(steps / per_epoch), "dev_examples": 0}
+    )
+    return cell.model_copy(update={"train": train}), data
+
+
+def _step_order(built: BuiltModel, data: CellData, seed: int, total: int) -> list[list[Encoded]]:
+    """The examples of each optimizer step, as the harness draws them: each epoch's order from
+    one generator seeded like `train`'s (the grid's cell has no gradient accumulation)."""
+    from bench.data import training_pairs
+    from bench.encoding import encode_pair
+    from bench.training import length_grouped_steps
+
+    config = built.train_config
+    tokenizer = built.loaded.tokenizer
+    examples = [encode_pair(tokenizer, s, t, config) for s, t in training_pairs(data.train)]
+    rng = random.Random(seed)
+    steps: list[list[Encoded]] = []
+    while len(steps) < total:
+        steps += length_grouped_steps(examples, config.batch_size, rng)
+    return steps[:total]
+
+
+def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: t.detach().cpu().clone() for name, t in model.state_dict().items()}
+
+
+def _padded(rows: list[list[int]], fill: int) -> torch.Tensor:
+    return pad_sequence([torch.tensor(row) for row in rows], batch_first=True, padding_value=fill)
+
+
+def _harness_loop(cell: Cell, data: CellData, built: BuiltModel, warm: int) -> _Loop:
+    """`bench.training.train` as a cell runs it (`bench.cell.train_model`), timed from the end
+    of its `warm`-th optimizer step to the end of its last."""
+    from bench.cell import train_model
+
+    clock = _StepClock()
+    result = train_model(cell, data, built, clock, None)
+    (wall, cpu), (end_wall, end_cpu) = clock.stamps[warm], clock.stamps[-1]
+    return _Loop(end_wall - wall, end_cpu - cpu, result.losses[-1][1], _weights(built.model))
+
+
+def _bare_loop(built: BuiltModel, steps: list[list[Encoded]], seed: int, warm: int) -> _Loop:
+    """What one would write by hand around the same transformers model: pad each step's
+    examples, forward, the target cross-entropy, backward, clip, AdamW and the linear schedule.
+    No progress bar, no checks, no checkpoints; the loss is read once, at the end (the sync a
+    GPU needs before the clock stops)."""
+    from transformers import get_linear_schedule_with_warmup
+
+    from bench.adapted import IGNORE
+
+    model, config, device = built.model.base, built.train_config, built.device
+    pad_id = built.loaded.tokenizer.eos_token_id
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = get_linear_schedule_with_warmup(optimizer, config.warmup_steps, len(steps))
+    torch.manual_seed(seed)  # dropout draws the same masks as in the harness
+    model.train()
+    wall, cpu = time.perf_counter(), time.process_time()
+    for step, chunk in enumerate(steps):
+        if step == warm:
+            wall, cpu = time.perf_counter(), time.process_time()
+        ids = _padded([ex[1] for ex in chunk], pad_id)
+        mask = _padded([[1] * len(ex[1]) for ex in chunk], 0)
+        labels = _padded([ex[2] for ex in chunk], IGNORE)
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+        loss = torch.nn.functional.cross_entropy(
+            logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten().to(device), ignore_index=IGNORE
+        )
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+    last = loss.item()
+    end_wall, end_cpu = time.perf_counter(), time.process_time()
+    return _Loop(end_wall - wall, end_cpu - cpu, last, _weights(built.model))
+
+
+def overhead_benchmark(
+    model: str = "mini", steps: int = 60, warm: int = 5, rounds: int = 3
+) -> dict[str, object]:
+    """Training throughput of the harness's loop against a bare PyTorch loop, in one process:
+    the default grid's mini-e2e fine-tuning cell, `warm` untimed steps then `steps` timed ones,
+    tokens being the non-pad tokens of the timed steps. Both loops start from the same weights
+    and see the same batches in the same order with the same dropout masks, so they must end
+    with the same weights bit for bit (`identical`): proof that they did the same work.
+
+    Each round runs both loops, in alternating order; the best round of each counts, as the
+    least disturbed by other work on the machine. `cpu_ratio` is the same ratio in CPU time,
+    which other work on a shared machine disturbs less than the wall clock.
+    """
+    from bench.cell import build
+
+    if steps < 1 or warm < 0 or rounds < 1:
+        raise UserError("the overhead benchmark needs steps >= 1, warm >= 0 and rounds >= 1")
+    cell, data = _overhead_cell(model, warm + steps)
+    order: list[list[Encoded]] = []
+    runs: dict[str, list[_Loop]] = {"harness": [], "bare": []}
+    for round_ in range(rounds):
+        for loop in ("harness", "bare")[:: 1 if round_ % 2 == 0 else -1]:
+            built = build(cell, {})
+            if loop == "harness":
+                runs[loop].append(_harness_loop(cell, data, built, warm))
+                continue
+            order = order or _step_order(built, data, cell.seed, warm + steps)
+            runs[loop].append(_bare_loop(built, order, cell.seed, warm))
+    tokens = sum(len(ex[1]) for chunk in order[warm:] for ex in chunk)
+    speed = {loop: tokens / min(run.seconds for run in done) for loop, done in runs.items()}
+    cpu = {loop: min(run.cpu_seconds for run in done) for loop, done in runs.items()}
+    first = runs["harness"][0]
+    identical = all(
+        run.loss == first.loss and run.weights.keys() == first.weights.keys()
+        and all(torch.equal(run.weights[k], first.weights[k]) for k in first.weights)
+        for run in runs["harness"] + runs["bare"]
+    )  # fmt: skip
+    return {
+        "model": model,
+        "cell": f"{cell.task} / {cell.method}, batch {cell.train.batch_size}",
+        "warm_steps": warm,
+        "timed_steps": steps,
+        "tokens": tokens,
+        "seconds": {loop: [round(run.seconds, 3) for run in done] for loop, done in runs.items()},
+        "cpu_seconds": {
+            loop: [round(run.cpu_seconds, 3) for run in done] for loop, done in runs.items()
+        },
+        "harness_tokens_per_s": round(speed["harness"], 1),
+        "bare_tokens_per_s": round(speed["bare"], 1),
+        "ratio": round(speed["harness"] / speed["bare"], 3),
+        "cpu_ratio": round(cpu["bare"] / cpu["harness"], 3),
+        "final_loss": {loop: done[0].loss for loop, done in runs.items()},
+        "identical": identical,
+        "machine": _machine(),
+    }
+
+
+def overhead_lines(result: dict[str, Any]) -> str:
+    """The overhead benchmark's numbers as a user reads them (`--json` prints them all)."""
+    same = "yes, bit for bit" if result["identical"] else "NO: the comparison is not fair"
+    return "\n".join(
+        [
+            f"harness_tokens_per_s  {result['harness_tokens_per_s']:,.0f}",
+            f"bare_tokens_per_s     {result['bare_tokens_per_s']:,.0f}",
+            f"ratio                 {result['ratio']:.3f} (goal: at least 0.95; in CPU time "
+            f"{result['cpu_ratio']:.3f})",
+            f"same training         {same} (final loss {result['final_loss']['harness']:.6f})",
+        ]
+    )
+
+
 def _shared_dirs() -> tuple[Path, Path]:
     """The staged official data and metric vectors ($BENCH_SHARED_DATA, $BENCH_METRIC_VECTORS;
     by default `../shared/data` and `../shared/metric-vectors` beside the repository)."""
@@ -109,9 +309,19 @@ def _shared_dirs() -> tuple[Path, Path]:
     return data, vectors
 
 
+# The `bench score` commands the README times: task, split (None: every split the file fits)
+# and the metric-vectors file of system outputs.
+SCORE_COMMANDS = {
+    "e2e_tgen": ("e2e", "test", "e2e/tgen.txt"),
+    "webnlg_all_splits": ("webnlg", None, "webnlg/bart-large_webnlg-all.txt"),
+}
+
+
 def metrics_benchmark() -> dict[str, object]:
-    """Wall time of the e2e suite (every metric, bootstrap included) on the 630 TGen outputs,
-    the E2E challenge baseline; the official scorer takes 18-20 s on 2 cores."""
+    """Wall time of the e2e suite in this process (every metric, bootstrap included) on the 630
+    TGen outputs, the E2E challenge baseline (the official scorer takes 18-20 s on 2 cores);
+    then of two `bench score` commands as a user runs them, each in a process of its own: TGen
+    on E2E test, and the WebNLG challenge's 1,862-line file scored on seen, unseen and all."""
     from bench.metrics.suites import score_suite
     from bench.registry import TASKS
 
@@ -121,10 +331,48 @@ def metrics_benchmark() -> dict[str, object]:
     started = time.time()
     scores = score_suite("e2e", hypotheses, references)
     seconds = time.time() - started
+    commands = {
+        name: _timed_score(data, vectors / file, task, split)
+        for name, (task, split, file) in SCORE_COMMANDS.items()
+    }
     return {
         "suite": "e2e",
         "inputs": len(hypotheses),
         "seconds": round(seconds, 1),
         "scores": {name: score.value for name, score in scores.items()},
+        "commands": commands,
         "machine": _machine(),
     }
+
+
+def _timed_score(data: Path, predictions: Path, task: str, split: str | None) -> dict[str, object]:
+    """A `bench score` command run twice, each a fresh process: its wall seconds, its CPU
+    seconds (its JVMs' included) and the machine's load average when it started. The first
+    run may fill caches (METEOR's paraphrase index, the references' tokens); `seconds` is the
+    second's, as every later run by a user."""
+    import resource
+    import shlex
+
+    if not predictions.is_file():
+        raise UserError(f"no system outputs at {predictions}: set BENCH_METRIC_VECTORS")
+    split_args = ["--split", split] if split else []
+    command = [sys.executable, "-m", "bench", "score", "--task", task, *split_args]
+    command += ["--data-dir", str(data), "--predictions", str(predictions), "--json"]
+    runs = []
+    for _ in range(2):
+        load = round(os.getloadavg()[0], 1)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        subprocess.run(
+            command,
+            check=True,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+            stdout=subprocess.DEVNULL,
+        )
+        wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        runs.append({"seconds": round(wall, 1), "cpu_seconds": round(cpu, 1), "load_average": load})
+        print(f"bench score --task {task}: {wall:.1f} s ({cpu:.1f} s CPU)", file=sys.stderr)
+    shown = shlex.join(["python", *command[1:]])
+    return {"command": shown, "first_run": runs[0], **runs[1]}

@@ -10,10 +10,10 @@ retried up to `--max-retries` times, resuming from the cell's mid-cell checkpoin
 not retried but recorded as the cell's failure, as in the local executor.
 
 What a task needs arrives with it or is where the driver checked it: the cells a hybrid reuses
-travel as bytes through Ray's object store; the mini LM is built by the driver before anything
-is dispatched (`prepare_model`); the data is read from the same `--data-dir` path on every node
-(a shared file system, as clusters have: shipping parsed XSum through the object store to every
-worker would cost more than reading it, and the driver already validated that path).
+travel as bytes through Ray's object store; the mini LM ships with the package; the data is read
+from the same `--data-dir` path on every node (a shared file system, as clusters have: shipping
+parsed XSum through the object store to every worker would cost more than reading it, and the
+driver already validated that path).
 """
 
 from __future__ import annotations

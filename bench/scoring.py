@@ -6,10 +6,12 @@ eval split the task cuts from it (`Task.eval_split_rows`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-from bench.data import Task
+from bench.data import Example, Task
 from bench.errors import UserError
 from bench.metrics import MetricUnavailable
 from bench.metrics.suites import SUITES, score_stats, score_suite
@@ -42,8 +44,9 @@ def score_file(
     if split is not None:
         return _score_split(task, split, data_dir, predictions)
     hypotheses = read_predictions(predictions)
-    source, slices = _slices_for(task, len(hypotheses), data_dir, predictions)
-    references = [ex.references for ex in task.load(source, data_dir)]
+    load = cache(lambda name: task.load(name, data_dir))  # each split read once
+    source, slices = _slices_for(task, len(hypotheses), data_dir, load, predictions)
+    references = [ex.references for ex in load(source)]
     suite = SUITES.get(task.suite)
     stats = suite.stats(hypotheses, references)  # once: each split scores a subset of its rows
     splits = {}
@@ -77,7 +80,11 @@ def _score_split(
 
 
 def _slices_for(
-    task: Task, lines: int, data_dir: Path | None, predictions: Path
+    task: Task,
+    lines: int,
+    data_dir: Path | None,
+    load: Callable[[str], list[Example]],
+    predictions: Path,
 ) -> tuple[str, dict[str, tuple[int, ...]]]:
     """The split a file of `lines` outputs is for, and each eval split's rows in it: a full
     split's size scores every split cut from it; an eval split's own size scores it alone."""
@@ -86,7 +93,7 @@ def _slices_for(
         full: {s: r.rows for s, r in layout.items() if r.full == full}
         for full in dict.fromkeys(r.full for r in layout.values())
     }
-    sizes = {full: len(task.load(full, data_dir)) for full in slices}
+    sizes = {full: len(load(full)) for full in slices}
     sizes |= {s: len(r.rows) for s, r in layout.items() if s not in slices}
     fits = [name for name, size in sizes.items() if size == lines and size]
     if len(fits) > 1:

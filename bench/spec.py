@@ -37,7 +37,12 @@ class TrainConfig(_Frozen):
     max_grad_norm: float = Field(1.0, gt=0)
     max_source_tokens: int = Field(512, ge=8)
     max_target_tokens: int = Field(128, ge=8)
-    dev_examples: int = Field(256, ge=0, description="dev pairs scored for the dev loss")
+    dev_examples: int = Field(
+        0,
+        ge=0,
+        description="dev pairs scored for a dev loss after every epoch; 0 (the default): no dev "
+        "loss, since no result uses it and scoring it is a smoke run's largest fixed cost",
+    )
 
 
 class DecodeConfig(_Frozen):

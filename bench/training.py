@@ -20,7 +20,7 @@ import torch
 from transformers import PreTrainedTokenizerBase, get_linear_schedule_with_warmup
 
 from bench.adapted import IGNORE, AdaptedLM, Batch, target_loss
-from bench.encoding import Encoded, encode_pair
+from bench.encoding import Encoded, encode_pairs
 from bench.progress import Progress, tracker
 from bench.spec import TrainConfig
 
@@ -140,8 +140,8 @@ def train(
     order_rng = random.Random(seed)
     pad_id = tokenizer.eos_token_id
     start = model.decoder_start_token_id if model.is_encoder_decoder else None
-    examples = [encode_pair(tokenizer, s, t, config, start) for s, t in pairs]
-    dev = [encode_pair(tokenizer, s, t, config, start) for s, t in dev_pairs[: config.dev_examples]]
+    examples = encode_pairs(tokenizer, pairs, config, start)
+    dev = encode_pairs(tokenizer, dev_pairs[: config.dev_examples], config, start)  # 0: none
 
     per_step = config.batch_size * config.grad_accum
     steps_per_epoch = math.ceil(len(examples) / per_step)

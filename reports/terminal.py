@@ -7,18 +7,18 @@ from __future__ import annotations
 
 import csv
 import json
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
-from bench.compare import ComparisonReport, summary
 from bench.metrics import Metric
 from bench.metrics.suites import SUITES
 from bench.registry import TASKS
-from bench.reports.frame import missing_metrics, results_frame
-from bench.reports.layouts import matrix, missing_note, task_name
-from bench.store import Store
+
+if TYPE_CHECKING:  # the store and comparisons are not imported by `score`
+    from bench.compare import ComparisonReport
+    from bench.store import Store
 
 EXPORT_KEYS = (
     "cell",
@@ -45,6 +45,9 @@ def results_summary(store: Store, grid: str, console: Console) -> None:
     then one line per metric some cells have no score for, with why (a blank never goes
     unexplained). A task's table wider than the console (80 columns in a CI log) is split into
     several, each with the method column: names and numbers are never cut."""
+    from bench.reports.frame import missing_metrics, results_frame  # pandas: not for `score`
+    from bench.reports.layouts import matrix, missing_note, task_name
+
     frame = results_frame(store, grid)
     for task, part in frame.groupby("task", sort=False):
         table = matrix(part, intervals=False)
@@ -157,6 +160,8 @@ _SEEDS_CAPTION = (
 def comparison(report: ComparisonReport, console: Console) -> None:
     """One table per task, then what was not compared, then a one-line verdict. A row over
     several seeds says so in its caption: its numbers are means, its interval covers the seeds."""
+    from bench.compare import summary  # not imported by `score`
+
     tasks = list(dict.fromkeys(row.task for row in report.rows))
     for task in tasks:
         over_seeds = any(len(r.seeds) > 1 for r in report.rows if r.task == task)

@@ -1,4 +1,4 @@
-"""Test setup: offline, a private model cache, and a small grid that trains in seconds."""
+"""Test setup: offline, a private cache, and a small grid that trains in seconds."""
 
 from __future__ import annotations
 
@@ -38,7 +38,8 @@ decode: {num_beams: 2, max_new_tokens: 24}
 
 @pytest.fixture(scope="session", autouse=True)
 def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every test session builds its own mini-tiny LM (seconds), unless BENCH_CACHE is set."""
+    """Every test session has its own cache (METEOR's parsed tables, downloads), unless
+    BENCH_CACHE is set."""
     if "BENCH_CACHE" not in os.environ:
         os.environ["BENCH_CACHE"] = str(tmp_path_factory.mktemp("bench-cache"))
     return Path(os.environ["BENCH_CACHE"])
@@ -53,7 +54,7 @@ def tiny_grid(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """The tiny grid run once, uninterrupted (and the mini-tiny LM built before any kill)."""
+    """The tiny grid run once, uninterrupted."""
     folder = tmp_path_factory.mktemp("reference")
     grid = folder / "tiny.yaml"
     grid.write_text(TINY_GRID)

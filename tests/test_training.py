@@ -51,3 +51,35 @@ def test_a_nan_loss_stops_training_with_a_reason():
         model.base.transformer.wte.weight.fill_(float("nan"))
     with pytest.raises(TrainingDiverged, match="training loss is nan at step 0"):
         train(model, tokenizer, pairs, dev, TrainConfig(epochs=1), seed=0, device=CPU)
+
+
+def test_the_dev_loss_is_scored_only_when_asked(monkeypatch):
+    """dev_examples > 0: a dev loss per epoch; 0 (the default): dev pairs are neither encoded
+    nor scored. Scoring draws no random numbers, so training is the same either way."""
+    model, tokenizer, pairs, dev = setup("finetune")  # mini-tiny has dropout: the RNG matters
+    asked = train(
+        model,
+        tokenizer,
+        pairs[:24],  # 3 steps of 8 per epoch
+        dev,
+        TrainConfig(epochs=2, lr=1e-3, batch_size=8, dev_examples=5),
+        seed=0,
+        device=CPU,
+    )
+    assert [epoch for epoch, _ in asked.dev_losses] == [1, 2]
+    assert all(0 < loss < 20 for _, loss in asked.dev_losses)
+
+    def never(*args, **kwargs):
+        raise AssertionError("a dev loss was scored though none was asked for")
+
+    monkeypatch.setattr("bench.training.evaluate_loss", never)
+    unasked, *_ = setup("finetune")
+    unencodable = [(None, None)]  # encoding it would raise: proof that it is never encoded
+    config = TrainConfig(epochs=2, lr=1e-3, batch_size=8)
+    skipped = train(unasked, tokenizer, pairs[:24], unencodable, config, seed=0, device=CPU)
+    assert config.dev_examples == 0 and skipped.dev_losses == []
+    assert skipped.losses == asked.losses and skipped.steps == 6
+    for (name, trained), (_, same) in zip(
+        model.named_parameters(), unasked.named_parameters(), strict=True
+    ):
+        assert torch.equal(trained, same), name

@@ -58,6 +58,7 @@ class Metric(ABC):
     description: str = ""
     scale: str = "0-1"
     higher_is_better: bool = True
+    runs_java: bool = False  # mostly waits on JVMs: suites give it a thread of its own
 
     @abstractmethod
     def segment_stats(self, hypotheses: Sequence[str], references: References) -> np.ndarray:

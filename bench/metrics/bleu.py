@@ -5,19 +5,27 @@ number of references per input: the mini tasks' BLEU, on sacrebleu's 0-100 scale
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sacrebleu.metrics import BLEU
 
 from bench.metrics import Metric, References
+
+if TYPE_CHECKING:
+    from sacrebleu.metrics import BLEU
 
 
 class SacreBleu(Metric):
     description = "corpus BLEU (sacrebleu, 13a tokenization), multi-reference, 0-100"
     scale = "0-100"
 
-    def __init__(self) -> None:
-        self.bleu = BLEU()
+    @cached_property
+    def bleu(self) -> BLEU:
+        """sacrebleu's scorer, made on first use: suites are built at import."""
+        from sacrebleu.metrics import BLEU
+
+        return BLEU()
 
     def segment_stats(self, hypotheses: Sequence[str], references: References) -> np.ndarray:
         """sacrebleu's statistics: lengths, then matches and totals per n-gram order."""
@@ -32,7 +40,7 @@ class SacreBleu(Metric):
     def from_totals(self, totals: np.ndarray, n: int) -> float:
         order = self.bleu.max_ngram_order
         counts = [int(x) for x in totals]
-        return BLEU.compute_bleu(
+        return self.bleu.compute_bleu(
             correct=counts[2 : 2 + order],
             total=counts[2 + order :],
             sys_len=counts[0],

@@ -30,11 +30,22 @@ def resample_indices(n: int, n_resamples: int = N_RESAMPLES, seed: int = SEED) -
 def resampled_scores(metric: Metric, stats: np.ndarray, indices: np.ndarray) -> np.ndarray:
     """The metric's corpus score on each resample."""
     n = indices.shape[1]
+    whole = bool(np.all(stats == np.round(stats))) and float(np.abs(stats).sum()) * n < 2**52
     scores = []
     for start in range(0, len(indices), _CHUNK):
-        totals = stats[indices[start : start + _CHUNK]].sum(axis=1)
+        drawn = indices[start : start + _CHUNK]
+        totals = _counted_totals(stats, drawn) if whole else stats[drawn].sum(axis=1)
         scores += [metric.from_totals(row, n) for row in totals]
     return np.asarray(scores, dtype=np.float64)
+
+
+def _counted_totals(stats: np.ndarray, drawn: np.ndarray) -> np.ndarray:
+    """Column sums of each resample of whole-number statistics (counts, lengths) as a product
+    of how often each input is drawn with the statistics: sums of whole numbers below 2^52 are
+    exact in any order, so these equal the row-by-row sums, at a fraction of their cost."""
+    rows = np.arange(len(drawn))[:, None] * len(stats) + drawn
+    times = np.bincount(rows.ravel(), minlength=len(drawn) * len(stats))
+    return times.reshape(len(drawn), len(stats)).astype(np.float64) @ stats
 
 
 def interval(metric: Metric, stats: np.ndarray, indices: np.ndarray) -> tuple[float, float]:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rouge_score import rouge_scorer
-
 from bench.metrics import MeanMetric, References
 
 
@@ -19,6 +17,8 @@ class RougeScore(MeanMetric):
         self.description = f"{kind} F1 (rouge-score, Porter stemming), best reference, x100"
 
     def segment_scores(self, hypotheses: Sequence[str], references: References) -> list[float]:
+        from rouge_score import rouge_scorer  # here: it imports nltk and scipy (1-2 s)
+
         scorer = rouge_scorer.RougeScorer([self.kind], use_stemmer=True)
         return [
             100.0 * scorer.score_multi(list(refs), hyp)[self.kind].fmeasure

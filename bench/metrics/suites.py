@@ -67,16 +67,20 @@ class Suite:
     def stats(self, hypotheses: Sequence[str], references: References) -> dict[str, Stats]:
         """Per-input statistics of every metric, or why it is unavailable.
 
-        Views and metrics run in threads: the JVMs (PTB tokenizer, METEOR) and pure-Python
-        metrics then overlap on separate cores.
+        Views run in threads, and so does each metric that runs JVMs (`Metric.runs_java`); the
+        others run one after another in one more thread. So the JVMs and the Python metrics
+        overlap on separate cores, and the Python steps between a metric's JVMs (on the
+        critical path) share the GIL with one busy thread, not with every other metric.
         """
         _check(hypotheses, references)
-        with ThreadPoolExecutor(max_workers=len(self.views) + len(self.metrics)) as pool:
+        java = [m for m in self.metrics if m.metric.runs_java]
+        python = [m for m in self.metrics if not m.metric.runs_java]
+        with ThreadPoolExecutor(max_workers=len(self.views) + len(java) + 1) as pool:
             views = {name: pool.submit(f, hypotheses, references) for name, f in self.views.items()}
-            jobs = {
-                m.name: pool.submit(_metric_stats, m.metric, views[m.view]) for m in self.metrics
-            }
-            return {name: job.result() for name, job in jobs.items()}
+            jobs = {m.name: pool.submit(_metric_stats, m.metric, views[m.view]) for m in java}
+            in_turn = pool.submit(_metrics_in_turn, python, views)
+            done = in_turn.result() | {name: job.result() for name, job in jobs.items()}
+        return {m.name: done[m.name] for m in self.metrics}
 
 
 SUITES: Registry[Suite] = Registry("metric suite", Suite, classes=False)
@@ -90,6 +94,12 @@ def _check(hypotheses: Sequence[str], references: References) -> None:
     for i, refs in enumerate(references):
         if not any(r.strip() for r in refs):
             raise UserError(f"input {i + 1} has no reference; every scored input needs one")
+
+
+def _metrics_in_turn(
+    metrics: list[SuiteMetric], views: dict[str, Future[View]]
+) -> dict[str, Stats]:
+    return {m.name: _metric_stats(m.metric, views[m.view]) for m in metrics}
 
 
 def _metric_stats(metric: Metric, view: Future[View]) -> Stats:

@@ -1,7 +1,13 @@
-"""The mini LMs' configs and their checkpoint ids: what a grid needs to name a mini model.
+"""The mini LMs' recipes, their shipped weights, and their checkpoint ids.
 
-Torch-free, so that validating a grid computes a cell's checkpoint id without loading anything;
-`bench.mini.lm` pretrains the model a config describes.
+Each mini LM ships inside the package (`bench/mini/weights/<name>/`, a few MB), pretrained by
+`bench.mini.lm` from its recipe here on one CPU thread, with a manifest beside the weights that
+holds the recipe's hash and the weights' digest. A checkpoint id names the weights themselves
+(`mini@<digest>`), so two machines' "same" mini results come from the same bytes; a recipe that
+no longer matches its shipped weights is refused until they are rebuilt
+(`python -m bench mini-lm build NAME`).
+
+Torch-free, so that validating a grid computes a cell's checkpoint id without loading anything.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from bench.errors import UserError
 from bench.mini import world
 
 
@@ -30,13 +37,17 @@ class MiniLMConfig:
     n_positions: int = 256
     seed: int = 0
 
-    def checkpoint_id(self, name: str) -> str:
-        payload = json.dumps({**asdict(self), "world": world.WORLD_VERSION}, sort_keys=True)
-        return f"{name}@{hashlib.sha256(payload.encode()).hexdigest()[:12]}"
+    def recipe(self) -> dict[str, object]:
+        """Everything pretraining reads: the config and the version of the world's corpus."""
+        return {**asdict(self), "world": world.WORLD_VERSION}
+
+    def recipe_hash(self) -> str:
+        payload = json.dumps(self.recipe(), sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()
 
 
 MINI_LMS: dict[str, MiniLMConfig] = {
-    # The default: about 1.1M parameters, pretrained for about five minutes on 2 CPU cores.
+    # The default: about 1.1M parameters, pretrained in about 11 minutes on one CPU thread.
     "mini": MiniLMConfig(
         n_layer=4,
         n_embd=128,
@@ -60,6 +71,38 @@ MINI_LMS: dict[str, MiniLMConfig] = {
 }
 
 
+WEIGHTS = Path(__file__).resolve().parent / "weights"
+MANIFEST = "pretraining.json"
+
+
+def shipped_dir(name: str) -> Path:
+    return WEIGHTS / name
+
+
+def manifest(name: str) -> dict[str, object]:
+    """The shipped weights' manifest, checked against the recipe: weights pretrained from
+    another recipe never pass as this one's."""
+    path = shipped_dir(name) / MANIFEST
+    if not path.is_file():
+        raise UserError(
+            f"the {name} LM's weights are missing from the package ({path.parent}); reinstall "
+            f"bench, or rebuild them: python -m bench mini-lm build {name}"
+        )
+    shipped = json.loads(path.read_text(encoding="utf-8"))
+    if shipped["recipe_hash"] != MINI_LMS[name].recipe_hash():
+        raise UserError(
+            f"the {name} LM's shipped weights were pretrained from another recipe than "
+            f"bench.mini.config's; rebuild them: python -m bench mini-lm build {name}"
+        )
+    return shipped
+
+
+def checkpoint_id(name: str) -> str:
+    """`name@<first 12 hex digits of the weights' digest>`: the id names the bytes a cell used."""
+    return f"{name}@{str(manifest(name)['weights_sha256'])[:12]}"
+
+
 def cache_root() -> Path:
-    """Where built mini LMs (and other caches) live: $BENCH_CACHE, or ~/.cache/bench."""
+    """Where caches (METEOR's parsed tables, downloaded data) live: $BENCH_CACHE, or
+    ~/.cache/bench."""
     return Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache" / "bench"))

@@ -1,47 +1,116 @@
 """The mini LM: a byte-level BPE tokenizer and a small GPT-2 pretrained on the mini world's corpus.
 
-It stands in for GPT-2 offline. The checkpoint is cached on disk under a hash of its config, so it
-is built once per machine (with a progress bar) and every cell records which one it used.
+It stands in for GPT-2 offline. Its weights ship with the package (`bench.mini.config`): loading
+one never pretrains, it checks the files against their manifest's digest. `build` reruns the
+recipe on one CPU thread, where the float sums, and so the weights, are the same on every run
+(`python -m bench mini-lm build NAME`); `check` reruns it beside the shipped files and lists
+what differs (`python -m bench mini-lm check NAME`, a slow test).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import shutil
 import tempfile
 import time
-from dataclasses import asdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 from tokenizers import ByteLevelBPETokenizer
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
+from bench.errors import UserError
 from bench.mini import world
-from bench.mini.config import MINI_LMS, MiniLMConfig, cache_root
+from bench.mini.config import MANIFEST, MINI_LMS, MiniLMConfig, manifest, shipped_dir
 from bench.progress import Progress, tracker
 
 EOS = "<|endoftext|>"
+LEARNED = ("model.safetensors", "tokenizer.json")  # what the weights' digest covers
 
 
-def ensure_pretrained(name: str, progress: Progress | None = None) -> Path:
-    """The checkpoint directory of mini LM `name`, pretraining it first if it is not cached."""
-    config = MINI_LMS[name]
-    target = cache_root() / "mini-lm" / config.checkpoint_id(name).replace("@", "-")
-    if (target / "config.json").exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if progress is not None:
-        progress.console.print(f"building the {name} LM (first use; cached in {target.parent})")
-    building = Path(tempfile.mkdtemp(dir=target.parent, prefix=".building-"))
+def weights_digest(folder: Path) -> str:
+    """sha256 over the learned files (not config.json, whose bytes name the transformers
+    version that wrote it)."""
+    digest = hashlib.sha256()
+    for name in LEARNED:
+        digest.update(name.encode() + b"\0" + (folder / name).read_bytes())
+    return digest.hexdigest()
+
+
+def checkpoint_dir(name: str) -> Path:
+    """The shipped checkpoint of mini LM `name`, verified against its manifest."""
+    folder = shipped_dir(name)
+    if weights_digest(folder) != manifest(name)["weights_sha256"]:
+        raise UserError(
+            f"the {name} LM's files in {folder} do not match their manifest's digest (changed "
+            f"or damaged); reinstall bench, or rebuild them: python -m bench mini-lm build {name}"
+        )
+    return folder
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     try:
-        _pretrain(config, building, progress)
-        os.replace(building, target)  # atomic: a crash never leaves a half-written checkpoint
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def build(name: str, out: Path, progress: Progress | None = None) -> Path:
+    """Pretrain mini LM `name` from its recipe on one thread into `out` (replaced whole, only
+    once the new checkpoint is complete), with its manifest."""
+    config = MINI_LMS[name]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".building-{name}-"))
+    old = out.parent / f".replaced-{name}"
+    try:
+        with one_thread():
+            stats = _pretrain(config, building, progress)
+        shipped = {
+            "recipe": config.recipe(),
+            "recipe_hash": config.recipe_hash(),
+            "weights_sha256": weights_digest(building),
+            "threads": 1,
+            "torch": torch.__version__,
+            **stats,
+        }
+        (building / MANIFEST).write_text(json.dumps(shipped, indent=2) + "\n")
+        for path in [building, *building.iterdir()]:  # as readable as the package around them
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        if out.exists():
+            os.replace(out, old)
+        os.replace(building, out)
     finally:
         shutil.rmtree(building, ignore_errors=True)
-    return target
+        shutil.rmtree(old, ignore_errors=True)
+    return out
+
+
+def check(name: str, progress: Progress | None = None) -> list[str]:
+    """Rebuild `name` in a temporary folder: each way the result differs from the shipped
+    checkpoint (empty when the recipe reproduces it exactly)."""
+    shipped = checkpoint_dir(name)
+    with tempfile.TemporaryDirectory(prefix="bench-mini-lm-") as tmp:
+        rebuilt = build(name, Path(tmp) / name, progress)
+        differences = []
+        if (rebuilt / "tokenizer.json").read_bytes() != (shipped / "tokenizer.json").read_bytes():
+            differences.append("tokenizer.json differs")
+        ours, theirs = load_file(rebuilt / LEARNED[0]), load_file(shipped / LEARNED[0])
+        for key in sorted(ours.keys() | theirs.keys()):
+            if key not in ours or key not in theirs or ours[key].shape != theirs[key].shape:
+                differences.append(f"{key}: present or shaped differently")
+            elif not torch.equal(ours[key], theirs[key]):
+                gap = (ours[key] - theirs[key]).abs().max().item()
+                differences.append(f"{key}: max |difference| {gap:.3g}")
+    return differences
 
 
 def train_tokenizer(docs: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
@@ -54,7 +123,7 @@ def train_tokenizer(docs: list[str], vocab_size: int) -> PreTrainedTokenizerFast
     )
 
 
-def _pretrain(config: MiniLMConfig, out: Path, progress: Progress | None) -> None:
+def _pretrain(config: MiniLMConfig, out: Path, progress: Progress | None) -> dict[str, object]:
     torch.manual_seed(config.seed)
     docs = world.pretraining_corpus(config.seed, config.entities_per_domain, config.infobox_share)
     tokenizer = train_tokenizer(docs, config.vocab_size)
@@ -101,16 +170,9 @@ def _pretrain(config: MiniLMConfig, out: Path, progress: Progress | None) -> Non
             advance(1, loss=loss.item())
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    (out / "pretraining.json").write_text(
-        json.dumps(
-            {
-                "config": asdict(config),
-                "world_version": world.WORLD_VERSION,
-                "documents": len(docs),
-                "tokens": len(ids),
-                "final_loss": loss.item(),
-                "seconds": round(time.time() - started, 1),
-            },
-            indent=2,
-        )
-    )
+    return {
+        "documents": len(docs),
+        "tokens": len(ids),
+        "final_loss": loss.item(),
+        "seconds": round(time.time() - started, 1),
+    }
