@@ -35,6 +35,10 @@ train: {epochs: 1, batch_size: 8}
 decode: {num_beams: 2, max_new_tokens: 24}
 """
 
+# The tiny grid with cells long enough (about a minute each on 2 cores: 40 epochs, each scored on
+# 256 dev pairs) that a signal sent once a cell runs always finds one running.
+SLOW_GRID = TINY_GRID.replace("epochs: 1", "epochs: 40, dev_examples: 256")
+
 
 @pytest.fixture(scope="session", autouse=True)
 def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:

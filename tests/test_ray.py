@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TINY_GRID
+from tests.conftest import SLOW_GRID
 from tests.runs import bench_process, check_consistent, finished, predictions
 from tests.test_method_hybrids import GRID as HYBRID_GRID
 
@@ -97,7 +97,7 @@ def test_without_ray_the_executor_says_how_to_get_it(monkeypatch, tmp_path):
 
 def test_ctrl_c_cancels_the_running_tasks_and_records_them_interrupted(tmp_path):
     grid = tmp_path / "slow.yaml"  # cells of many epochs: Ctrl-C always finds them running
-    grid.write_text(TINY_GRID.replace("epochs: 1", "epochs: 40"))
+    grid.write_text(SLOW_GRID)
     process = bench_process(grid, tmp_path / "r", "--executor", "ray")
     deadline = time.time() + 180
     while not ray_workers() and time.time() < deadline and process.poll() is None:

@@ -23,7 +23,7 @@ from bench.grid import expand, load_grid
 from bench.record import CellRecord, ParamCounts, Prediction, Score
 from bench.store import Store, check_results_dir, owner_alive
 from bench.training import Checkpointing
-from tests.conftest import TINY_GRID
+from tests.conftest import SLOW_GRID, TINY_GRID
 from tests.runs import bench_process, check_consistent, finished, predictions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,7 +103,7 @@ def test_an_interrupted_cell_resumes_to_exactly_the_uninterrupted_result(
 @pytest.mark.parametrize("signals", [[signal.SIGTERM], [signal.SIGINT, signal.SIGINT]])
 def test_sigterm_and_a_double_ctrl_c_record_the_cell_interrupted(tmp_path, signals):
     grid = tmp_path / "slow.yaml"  # cells of many epochs: the signal always finds one running
-    grid.write_text(TINY_GRID.replace("epochs: 1", "epochs: 40"))
+    grid.write_text(SLOW_GRID)
     results = tmp_path / "r"
     process = bench_process(grid, results)
     deadline = time.time() + 120
