@@ -231,6 +231,7 @@ def package(
             "train_examples": len(data.train),
             "train_steps": result.steps,
             "resumed_at_step": result.resumed_at,
+            "precision": result.precision,  # training's, resolved; decoding runs in fp32
             "derived_settings": built.model.derived_settings(),
             "depends": cell.depends,
         },

@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -42,6 +42,11 @@ class TrainConfig(_Frozen):
         ge=0,
         description="dev pairs scored for a dev loss after every epoch; 0 (the default): no dev "
         "loss, since no result uses it and scoring it is a smoke run's largest fixed cost",
+    )
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto",
+        description="arithmetic of the forward pass and loss (`bench.precision`): auto is bf16 "
+        "on a CUDA GPU that supports it and fp32 elsewhere; fp16 scales the loss",
     )
 
 

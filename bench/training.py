@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -21,6 +21,7 @@ from transformers import PreTrainedTokenizerBase, get_linear_schedule_with_warmu
 
 from bench.adapted import IGNORE, AdaptedLM, Batch, target_loss
 from bench.encoding import Encoded, encode_pairs
+from bench.precision import autocast, grad_scaler, resolve_precision
 from bench.progress import Progress, tracker
 from bench.spec import TrainConfig
 
@@ -36,6 +37,7 @@ class TrainResult:
     losses: list[tuple[int, float]] = field(default_factory=list)  # (step, mean train loss)
     dev_losses: list[tuple[int, float]] = field(default_factory=list)  # (epoch, dev loss)
     resumed_at: int | None = None  # the step a checkpoint resumed from, if one did
+    precision: str = "fp32"  # what training ran in (`bench.precision`); decoding runs in fp32
 
 
 def _right_pad(rows: Sequence[list[int]], fill: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,16 +79,24 @@ def length_grouped_steps(
 
 @torch.no_grad()
 def evaluate_loss(
-    model: AdaptedLM, encoded: list[Encoded], batch_size: int, pad_id: int, device: torch.device
+    model: AdaptedLM,
+    encoded: list[Encoded],
+    batch_size: int,
+    pad_id: int,
+    device: torch.device,
+    precision: str = "fp32",
 ) -> float:
-    """Mean target cross-entropy per token (never a method's extra training terms)."""
+    """Mean target cross-entropy per token (never a method's extra training terms), computed
+    in the resolved `precision` training runs in."""
     model.eval()
     total, tokens = 0.0, 0
     for start in range(0, len(encoded), batch_size):
         batch = collate(encoded[start : start + batch_size], pad_id).to(device)
         n = int((batch.labels[:, 1:] != IGNORE).sum())
-        logits, _ = model(batch.input_ids, batch.attention_mask, source=batch.source)
-        total += target_loss(logits, batch.labels).item() * n
+        with autocast(precision, device):
+            logits, _ = model(batch.input_ids, batch.attention_mask, source=batch.source)
+            loss = target_loss(logits, batch.labels)
+        total += loss.item() * n
         tokens += n
     model.train()
     return total / max(tokens, 1)
@@ -123,6 +133,78 @@ class Checkpointing:
         return torch.load(self.path, weights_only=False) if self.path.is_file() else None
 
 
+LOG_EVERY = 16  # optimizer steps between readings of the loss on the host
+
+
+@dataclass
+class StepLosses:
+    """Each optimizer step's micro-batch losses, left on the device until `flush`.
+
+    Reading a loss on the host (`.item()`, or branching on `torch.isfinite`) waits for the GPU
+    to finish everything queued, so the host stops running ahead: doing it every micro-batch
+    leaves the GPU idle between steps. The losses are read in one transfer every `LOG_EVERY`
+    steps, before a checkpoint and at the end of each epoch, and checked for NaN/inf there.
+    """
+
+    pending: list[tuple[int, list[tuple[torch.Tensor, float]]]] = field(default_factory=list)
+
+    def add(self, step: int, micro: list[tuple[torch.Tensor, float]]) -> None:
+        """Step `step` (the optimizer steps done before it)'s (loss, share) per micro-batch."""
+        self.pending.append((step, micro))
+
+    def flush(self, result: TrainResult) -> dict[str, float]:
+        """Append the pending steps' losses to `result.losses` and return the last one as the
+        progress bar's info ({} when none was pending). A step's loss is the share-weighted
+        sum of its micro-batch losses, summed on the host in the same order and precision as
+        before the losses stayed on the device, so stored losses are unchanged bit for bit."""
+        if not self.pending:
+            return {}
+        values = iter(
+            torch.stack([loss for _, micro in self.pending for loss, _ in micro]).tolist()
+        )
+        for step, micro in self.pending:
+            step_loss = 0.0
+            for _, share in micro:
+                step_loss += next(values) * share
+            if not math.isfinite(step_loss):
+                raise TrainingDiverged(f"training loss is {step_loss} at step {step}")
+            result.losses.append((step + 1, step_loss))
+        self.pending.clear()
+        return {"loss": step_loss}
+
+
+class Optimization(NamedTuple):
+    """What updates the weights, all saved with a checkpoint: AdamW, its learning-rate schedule
+    and the fp16 loss scaler (in other precisions a disabled one that passes straight through)."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+
+
+def make_optimization(
+    parameters: list[torch.nn.Parameter],
+    config: TrainConfig,
+    device: torch.device,
+    precision: str,
+    total: float,
+) -> Optimization:
+    """AdamW, a schedule over `total` steps and the scaler. On a GPU AdamW is fused (one
+    kernel for all parameters); on CPU it is the default per-tensor loop, so CPU results stay
+    what they were."""
+    fused = {"fused": True} if device.type == "cuda" else {}
+    optimizer = torch.optim.AdamW(
+        parameters, lr=config.lr, weight_decay=config.weight_decay, **fused
+    )
+    if config.schedule == "linear":
+        scheduler = get_linear_schedule_with_warmup(optimizer, config.warmup_steps, total)
+    else:
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: min(1.0, (s + 1) / max(1, config.warmup_steps))
+        )
+    return Optimization(optimizer, scheduler, grad_scaler(precision, device))
+
+
 def train(
     model: AdaptedLM,
     tokenizer: PreTrainedTokenizerBase,
@@ -147,18 +229,15 @@ def train(
     steps_per_epoch = math.ceil(len(examples) / per_step)
     total_steps = min(config.max_steps or math.inf, config.epochs * steps_per_epoch)
     parameters = model.trainable_parameters()
-    optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
-    if config.schedule == "linear":
-        scheduler = get_linear_schedule_with_warmup(optimizer, config.warmup_steps, total_steps)
-    else:
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: min(1.0, (s + 1) / max(1, config.warmup_steps))
-        )
+    precision = resolve_precision(config.precision, device)
+    optimization = make_optimization(parameters, config, device, precision, total_steps)
+    optimizer, scheduler, scaler = optimization
 
-    result = TrainResult(steps=0, seconds=0.0)
+    result = TrainResult(steps=0, seconds=0.0, precision=precision)
     saved = checkpoint.load() if checkpoint is not None else None
-    first_epoch, skip = resume(saved, model, optimizer, scheduler, result, order_rng)
+    first_epoch, skip = resume(saved, model, optimization, result, order_rng)
     started = time.time() - result.seconds
+    losses, shown = StepLosses(), {}
     model.train()
     with tracker(progress, "  training", int(total_steps)) as advance:
         advance(result.steps)
@@ -167,27 +246,29 @@ def train(
             for position, chunk in enumerate(length_grouped_steps(examples, per_step, order_rng)):
                 if epoch == first_epoch and position < skip:
                     continue
-                step_loss = optimizer_step(model, chunk, config, pad_id, device, result.steps)
+                micro = optimizer_step(model, chunk, config, pad_id, device, precision, scaler)
+                scaler.unscale_(optimizer)  # fp16: clip the true gradients, not scaled ones
                 torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
-                optimizer.step()
+                scaler.step(optimizer)  # not fp16: optimizer.step()
+                scaler.update()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
+                losses.add(result.steps, micro)
                 result.steps += 1
-                result.losses.append((result.steps, step_loss))
+                if result.steps % LOG_EVERY == 0:
+                    shown = losses.flush(result) or shown
                 if checkpoint is not None and checkpoint.due():
+                    losses.flush(result)  # a checkpoint holds every loss up to its step
                     result.seconds = time.time() - started
-                    checkpoint.save(
-                        training_state(
-                            model, optimizer, scheduler, result, (epoch, position + 1, epoch_order)
-                        )
-                    )
-                advance(1, loss=step_loss)
+                    place = (epoch, position + 1, epoch_order)
+                    checkpoint.save(training_state(model, optimization, result, place))
+                advance(1, **shown)
                 if result.steps >= total_steps:
                     break
+            shown = losses.flush(result) or shown
             if dev:
-                result.dev_losses.append(
-                    (epoch + 1, evaluate_loss(model, dev, config.batch_size, pad_id, device))
-                )
+                dev_loss = evaluate_loss(model, dev, config.batch_size, pad_id, device, precision)
+                result.dev_losses.append((epoch + 1, dev_loss))
             if result.steps >= total_steps:
                 break
     result.seconds = time.time() - started
@@ -200,37 +281,38 @@ def optimizer_step(
     config: TrainConfig,
     pad_id: int,
     device: torch.device,
-    step: int,
-) -> float:
-    """Forward and backward over one optimizer step's examples, in micro-batches weighted by
-    their size; returns the step's mean loss."""
-    step_loss = 0.0
+    precision: str,
+    scaler: torch.amp.GradScaler,
+) -> list[tuple[torch.Tensor, float]]:
+    """Forward (in `precision`) and backward over one optimizer step's examples, in
+    micro-batches weighted by their size; returns each micro-batch's loss, still on the device
+    (`StepLosses` reads them), and its share of the step."""
+    losses = []
     for micro in range(0, len(chunk), config.batch_size):
-        batch = collate(chunk[micro : micro + config.batch_size], pad_id)
-        loss = model.training_loss(batch.to(device))
-        if not torch.isfinite(loss):
-            raise TrainingDiverged(f"training loss is {loss.item()} at step {step}")
+        batch = collate(chunk[micro : micro + config.batch_size], pad_id).to(device)
+        with autocast(precision, device):
+            loss = model.training_loss(batch)
         share = len(batch.input_ids) / len(chunk)
-        (loss * share).backward()
-        step_loss += loss.item() * share
-    return step_loss
+        scaler.scale(loss * share).backward()
+        losses.append((loss.detach().float(), share))
+    return losses
 
 
 def training_state(
     model: AdaptedLM,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    optimization: Optimization,
     result: TrainResult,
     place: tuple[int, int, Any],
 ) -> dict[str, Any]:
-    """Everything a resumed run needs to continue exactly: the trained weights, the optimizer
-    and schedule, the losses so far, `place` (the epoch, the optimizer steps done in it, and
-    the data-order generator's state at its start), and every random state."""
+    """Everything a resumed run needs to continue exactly: the trained weights, the optimizer,
+    schedule and loss scaler, the losses so far, `place` (the epoch, the optimizer steps done
+    in it, and the data-order generator's state at its start), and every random state."""
     epoch, position, epoch_order = place
     return {
         "weights": {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad},
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
+        "optimizer": optimization.optimizer.state_dict(),
+        "scheduler": optimization.scheduler.state_dict(),
+        "scaler": optimization.scaler.state_dict(),  # {} unless fp16
         "result": asdict(result),
         "epoch": epoch,
         "position": position,
@@ -247,8 +329,7 @@ def training_state(
 def resume(
     state: dict[str, Any] | None,
     model: AdaptedLM,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    optimization: Optimization,
     result: TrainResult,
     order_rng: random.Random,
 ) -> tuple[int, int]:
@@ -258,8 +339,10 @@ def resume(
     _, unexpected = model.load_state_dict(state["weights"], strict=False)
     if unexpected:
         raise ValueError(f"the training checkpoint does not fit this model: {unexpected[:3]}")
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
+    optimization.optimizer.load_state_dict(state["optimizer"])
+    optimization.scheduler.load_state_dict(state["scheduler"])
+    if state.get("scaler"):  # a state saved in fp16
+        optimization.scaler.load_state_dict(state["scaler"])
     saved = state["result"]
     result.steps = result.resumed_at = saved["steps"]
     result.seconds = saved["seconds"]

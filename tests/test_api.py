@@ -60,6 +60,7 @@ def test_a_cell_is_computed_without_writing_and_its_record_written_in_one_place(
     assert set(weights) == {"prefix"} and record.params.stored == weights["prefix"].numel()
     assert record.params.stored_bytes == len(record.stored)
     assert record.provenance["train_examples"] == 40 and record.losses["train"]
+    assert record.provenance["precision"] == "fp32"  # auto, resolved on CPU
 
     store = Store(tmp_path / "r" / "bench.sqlite")
     store.start_cell(cell.id, cell.model_dump(mode="json"))
