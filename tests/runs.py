@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -12,12 +13,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _as_from_a_shell() -> None:
+    """In the child before it starts: Ctrl-C and SIGTERM handled as a shell's child has them.
+    A child inherits an ignored SIGINT (and a blocked one) from the test process, where an
+    earlier test may have left it so; Python then installs no KeyboardInterrupt handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
 def bench_process(grid: Path, results: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "bench", "run", "--grid", str(grid), "--results-dir", str(results),
          "--checkpoint-minutes", "0", *extra],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1"},
+        preexec_fn=_as_from_a_shell,
     )  # fmt: skip
 
 
