@@ -26,7 +26,7 @@ def default_data_dir() -> Path:
     """Where `bench data download` puts files and where tasks look when no --data-dir is given."""
     if os.environ.get(DATA_DIR_ENV):
         return Path(os.environ[DATA_DIR_ENV])
-    from bench.mini.config import cache_root
+    from bench.cache import cache_root
 
     return cache_root() / "data"
 

@@ -26,8 +26,8 @@ import torch
 from rich.progress import TaskID
 from torch.nn.utils.rnn import pad_sequence
 
+from bench.cache import cache_root
 from bench.errors import UserError
-from bench.mini.config import cache_root
 from bench.progress import Progress
 from bench.spec import Cell
 
@@ -155,12 +155,11 @@ def _step_order(built: BuiltModel, data: CellData, seed: int, total: int) -> lis
     """The examples of each optimizer step, as the harness draws them: each epoch's order from
     one generator seeded like `train`'s (the grid's cell has no gradient accumulation)."""
     from bench.data import training_pairs
-    from bench.encoding import encode_pair
+    from bench.encoding import encode_pairs
     from bench.training import length_grouped_steps
 
     config = built.train_config
-    tokenizer = built.loaded.tokenizer
-    examples = [encode_pair(tokenizer, s, t, config) for s, t in training_pairs(data.train)]
+    examples = encode_pairs(built.loaded.tokenizer, training_pairs(data.train), config)
     rng = random.Random(seed)
     steps: list[list[Encoded]] = []
     while len(steps) < total:

@@ -15,6 +15,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from bench.cache import cache_root
 from bench.metrics import MetricUnavailable
 
 JAVA_FIX = "install a Java runtime (8+) on PATH, e.g. `apt-get install default-jre-headless`"
@@ -122,11 +123,6 @@ def cores() -> int:
 def _answers(out: list[str], lines: list[str]) -> list[str]:
     """One answer per line: the tool may print nothing for trailing empty lines."""
     return [*out[: len(lines)], *[""] * (len(lines) - len(out))]
-
-
-def cache_root() -> Path:
-    """Where derived data is kept between runs ($BENCH_CACHE, default ~/.cache/bench)."""
-    return Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache" / "bench"))
 
 
 def _kept_path(args: list[str], cwd: Path, lines: list[str]) -> Path:

@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.metrics.java import cache_root, coco_file, run_jar_parts
+from bench.cache import cache_root
+from bench.metrics.java import coco_file, run_jar_parts
 
 ENTRY_LINES = 3  # a probability line (which the jar ignores), a phrase, its paraphrase
 CACHE_VERSION = 2

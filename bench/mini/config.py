@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -100,9 +99,3 @@ def manifest(name: str) -> dict[str, object]:
 def checkpoint_id(name: str) -> str:
     """`name@<first 12 hex digits of the weights' digest>`: the id names the bytes a cell used."""
     return f"{name}@{str(manifest(name)['weights_sha256'])[:12]}"
-
-
-def cache_root() -> Path:
-    """Where caches (METEOR's parsed tables, downloaded data) live: $BENCH_CACHE, or
-    ~/.cache/bench."""
-    return Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache" / "bench"))
