@@ -17,7 +17,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -31,9 +31,10 @@ from safetensors.torch import save as serialize
 from bench.adapted import AdaptedLM, BuildContext, count
 from bench.data import DEV, TRAIN, Example, Task, low_data_subset, training_pairs
 from bench.datafiles import file_sha256
-from bench.generation import generate
+from bench.generation import DecodeStats, generate
 from bench.metrics.suites import missing, score_suite
 from bench.models import LoadedModel, load_model
+from bench.precision import resolve_precision
 from bench.progress import Progress
 from bench.record import STORED, CellRecord, ParamCounts, Prediction, Score
 from bench.registry import METHODS, TASKS
@@ -88,14 +89,22 @@ def run_cell(
     built.model.finalize()
     clock = time.time()
     on_phase("generate")
-    outputs = generate_outputs(cell, data, built, progress)
+    outputs, decoding = generate_outputs(cell, data, built, progress)
     timings["generate"] = time.time() - clock
     clock = time.time()
     on_phase("score")
     scores, unscored = score_outputs(data, outputs)
     timings["score"] = time.time() - clock
     record = package(
-        cell, data, built, result, outputs, scores, unscored, timings, dependencies or {}
+        cell,
+        data,
+        built,
+        result,
+        (outputs, decoding),
+        scores,
+        unscored,
+        timings,
+        dependencies or {},
     )
     record.provenance["ran"] = {"from": began, "until": time.time()}  # wall clock, this process
     return record
@@ -147,7 +156,8 @@ def train_model(
     checkpoints: Checkpointing | None,
 ) -> TrainResult:
     if not built.trained:  # an ensemble only decodes its dependencies
-        return TrainResult(steps=0, seconds=0.0)
+        precision = resolve_precision(built.train_config.precision, built.device)
+        return TrainResult(steps=0, seconds=0.0, precision=precision)
     return train(
         built.model,
         built.loaded.tokenizer,
@@ -163,9 +173,11 @@ def train_model(
 
 def generate_outputs(
     cell: Cell, data: CellData, built: BuiltModel, progress: Progress | None
-) -> dict[str, str]:
-    """Source -> output, each distinct source of every eval split decoded once."""
+) -> tuple[dict[str, str], DecodeStats]:
+    """Source -> output, each distinct source of every eval split decoded once, in the
+    precision the cell trains in; and what decoding did."""
     sources = list(dict.fromkeys(ex.source for exs in data.eval.values() for ex in exs))
+    stats = DecodeStats()
     outputs = generate(
         built.model,
         built.loaded.tokenizer,
@@ -174,8 +186,10 @@ def generate_outputs(
         built.train_config.max_source_tokens,
         built.device,
         progress,
+        precision=resolve_precision(built.train_config.precision, built.device),
+        stats=stats,
     )
-    return dict(zip(sources, outputs, strict=True))
+    return dict(zip(sources, outputs, strict=True)), stats
 
 
 def score_outputs(
@@ -204,12 +218,13 @@ def package(
     data: CellData,
     built: BuiltModel,
     result: TrainResult,
-    outputs: dict[str, str],
+    decoded: tuple[dict[str, str], DecodeStats],
     scores: list[Score],
     unscored: dict[str, dict[str, str]],
     timings: dict[str, float],
     dependencies: dict[str, Path],
 ) -> CellRecord:
+    outputs, decoding = decoded
     stored = {k: v.contiguous().cpu() for k, v in built.model.stored_state().items()}
     blob = serialize(stored)
     stored_count, stored_bytes = count(stored), len(blob)
@@ -231,7 +246,8 @@ def package(
             "train_examples": len(data.train),
             "train_steps": result.steps,
             "resumed_at_step": result.resumed_at,
-            "precision": result.precision,  # training's, resolved; decoding runs in fp32
+            "precision": result.precision,  # resolved, of training and decoding
+            "decoding": asdict(decoding),  # batches, new tokens, out-of-memory halvings
             "derived_settings": built.model.derived_settings(),
             "depends": cell.depends,
         },

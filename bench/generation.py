@@ -10,14 +10,81 @@ beam's reordering.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from transformers import PreTrainedTokenizerBase
 
 from bench.adapted import AdaptedLM, Scorer
 from bench.encoding import encode_source
+from bench.precision import autocast
 from bench.progress import Progress, tracker
 from bench.spec import DecodeConfig
+
+
+@dataclass
+class _Finished:
+    """Each live prompt's best finished hypotheses so far, best first: their scores normalized
+    by length (float64, as the ranking always was; -inf in an empty slot), ids and lengths."""
+
+    scores: torch.Tensor  # [prompts, beams]
+    tokens: torch.Tensor  # [prompts, beams, max_new_tokens]
+    lengths: torch.Tensor  # [prompts, beams]
+
+    @classmethod
+    def empty(cls, prompts: int, beams: int, steps: int, device: torch.device) -> _Finished:
+        return cls(
+            torch.full((prompts, beams), -torch.inf, dtype=torch.float64, device=device),
+            torch.zeros((prompts, beams, steps), dtype=torch.long, device=device),
+            torch.zeros((prompts, beams), dtype=torch.long, device=device),
+        )
+
+    def merge(self, scores: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor) -> None:
+        """Rank new hypotheses (-inf: none) with the kept ones and keep the best `beams`. The
+        sort is stable on the negated score, as Python's list sort by -score was, so ties keep
+        the order: kept ones first, then new ones in candidate order."""
+        merged = torch.cat([self.scores, scores], dim=1)
+        order = torch.sort(-merged, dim=1, stable=True).indices[:, : self.scores.shape[1]]
+        self.scores = merged.gather(1, order)
+        self.lengths = torch.cat([self.lengths, lengths], dim=1).gather(1, order)
+        steps = self.tokens.shape[2]
+        ids = torch.cat([self.tokens, tokens], dim=1)
+        self.tokens = ids.gather(1, order[..., None].expand(-1, -1, steps))
+
+    def keep(self, prompts: torch.Tensor) -> None:
+        self.scores, self.tokens = self.scores[prompts], self.tokens[prompts]
+        self.lengths = self.lengths[prompts]
+
+    def best(self, prompts: torch.Tensor) -> list[list[int]]:
+        """The best hypothesis of each of `prompts` as ids (none: []), in one transfer."""
+        found = torch.isfinite(self.scores[prompts, 0]).tolist()
+        lengths = self.lengths[prompts, 0].tolist()
+        ids = self.tokens[prompts, 0].tolist()
+        return [row[:n] if ok else [] for row, n, ok in zip(ids, lengths, found, strict=True)]
+
+
+def _continuing(
+    rows: torch.Tensor,
+    tokens: torch.Tensor,
+    scores: torch.Tensor,
+    ended: torch.Tensor,
+    beams: int,
+    eos_id: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The next live beams from each prompt's ranked candidates [prompts, 2 * beams]: the first
+    `beams` that did not end, in rank order; a prompt with fewer pads with dead rows (its first
+    row, eos, score -inf) that can never be chosen again."""
+    live = ~ended
+    rank = live.cumsum(dim=1) - 1
+    kept = live & (rank < beams)
+    order = torch.where(kept, rank, rows.shape[1]).sort(dim=1, stable=True).indices[:, :beams]
+    picked = kept.gather(1, order)
+    first_row = rows[:, :1] - rows[:, :1] % beams
+    return (
+        torch.where(picked, rows.gather(1, order), first_row),
+        torch.where(picked, tokens.gather(1, order), eos_id),
+        torch.where(picked, scores.gather(1, order), -torch.inf),
+    )
 
 
 @torch.no_grad()
@@ -31,69 +98,66 @@ def beam_search(
 ) -> list[list[int]]:
     """The best hypothesis per prompt, as token ids without the final eos or `banned` tokens.
 
-    Finished hypotheses are ranked by logprob / length**length_penalty; a prompt stops once it
-    has `num_beams` finished ones and no live beam can still beat the worst of them.
+    Finished hypotheses are ranked by logprob / length**length_penalty (the length counts the
+    eos); a prompt stops once it has `num_beams` finished ones and no live beam can still beat
+    the worst of them. Every step is a few batched tensor operations on the device, whatever
+    the batch; a prompt that stops leaves the batch (its rows are no longer computed), and
+    Python touches a prompt's ids only once, when it stops.
     """
-    banned_ids = torch.tensor(list(banned), dtype=torch.long, device=input_ids.device)
-    batch, beams = input_ids.shape[0], config.num_beams
     device = input_ids.device
-    logprobs = scorer.prefill(input_ids, attention_mask)
+    prompts, beams, steps = input_ids.shape[0], config.num_beams, config.max_new_tokens
+    width = 2 * beams if beams > 1 else 1  # 2k candidates keep k live beams if k of them end
+    lengths = range(steps + 2)
+    penalty = torch.tensor(
+        [max(n, 1) ** config.length_penalty for n in lengths], dtype=torch.float64, device=device
+    )  # computed by Python's pow, as scores always were normalized
+    banned_ids = torch.tensor(list(banned), dtype=torch.long, device=device)
+    logprobs = scorer.prefill(input_ids, attention_mask).repeat_interleave(beams, dim=0)
     scorer.expand(beams)
     # All beams of a prompt start identical: only the first may expand at the first step.
-    scores = torch.full((batch, beams), -torch.inf, device=device)
+    scores = torch.full((prompts, beams), -torch.inf, device=device)
     scores[:, 0] = 0.0
-    logprobs = logprobs.repeat_interleave(beams, dim=0)
-    tokens = torch.zeros((batch * beams, 0), dtype=torch.long, device=device)
-    finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(batch)]
-    done = [False] * batch
-
-    def normalized(score: float, length: int) -> float:
-        return score / max(length, 1) ** config.length_penalty
-
-    for step in range(config.max_new_tokens):
+    tokens = torch.zeros((prompts * beams, steps), dtype=torch.long, device=device)
+    finished = _Finished.empty(prompts, beams, steps, device)
+    prompt_of = torch.arange(prompts, device=device)  # the prompt of each live group of rows
+    best: list[list[int]] = [[] for _ in range(prompts)]
+    for step in range(steps):
         if step < config.min_new_tokens:
             logprobs[:, eos_id] = -torch.inf
         logprobs[:, banned_ids] = -torch.inf
-        vocab = logprobs.shape[-1]
-        candidates = (scores.view(-1, 1) + logprobs).view(batch, beams * vocab)
-        # 2k candidates keep k live beams even if k of them end; a beam of one is plain greedy.
-        top_scores, top_ids = candidates.topk(2 * beams if beams > 1 else 1, dim=-1)
-        next_rows, next_tokens, next_scores = [], [], []
-        for b in range(batch):
-            kept = 0
-            for score, flat in zip(top_scores[b].tolist(), top_ids[b].tolist(), strict=True):
-                row, token = b * beams + flat // vocab, flat % vocab
-                if token == eos_id or step == config.max_new_tokens - 1:
-                    if not done[b] and score > -torch.inf:
-                        ids = tokens[row].tolist() + ([] if token == eos_id else [token])
-                        finished[b].append((normalized(score, len(ids) + 1), ids))
-                    continue
-                if kept < beams:
-                    next_rows.append(row)
-                    next_tokens.append(token)
-                    next_scores.append(score if not done[b] else -torch.inf)
-                    kept += 1
-            while kept < beams:  # fewer live candidates than beams: pad with dead rows
-                next_rows.append(b * beams)
-                next_tokens.append(eos_id)
-                next_scores.append(-torch.inf)
-                kept += 1
-            finished[b].sort(key=lambda h: -h[0])
-            del finished[b][beams:]
-            best_live = max(next_scores[-beams:])
-            if len(finished[b]) == beams and (
-                best_live == -torch.inf or normalized(best_live, step + 2) <= finished[b][-1][0]
-            ):
-                done[b] = True
-        if all(done) or step == config.max_new_tokens - 1:
-            break
-        rows = torch.tensor(next_rows, device=device)
-        chosen = torch.tensor(next_tokens, device=device)
-        scores = torch.tensor(next_scores, device=device).view(batch, beams)
-        tokens = torch.cat([tokens[rows], chosen[:, None]], dim=1)
-        scorer.reorder(rows)
-        logprobs = scorer.step(chosen)
-    return [max(hyps, key=lambda h: h[0])[1] if hyps else [] for hyps in finished]
+        live, vocab = scores.shape[0], logprobs.shape[-1]
+        candidates = (scores.view(-1, 1) + logprobs).view(live, beams * vocab)
+        top_scores, top_ids = candidates.topk(width, dim=-1)
+        rows = torch.arange(live, device=device)[:, None] * beams + top_ids // vocab
+        token = top_ids % vocab
+        ended = token == eos_id if step < steps - 1 else torch.ones_like(token, dtype=torch.bool)
+        length = step + (token != eos_id).long()  # without the eos
+        ids = tokens[rows]
+        ids[..., step] = token
+        valid = ended & (top_scores > -torch.inf)
+        normalized = top_scores.double() / penalty[length + 1]
+        finished.merge(torch.where(valid, normalized, -torch.inf), ids, length)
+        rows, chosen, scores = _continuing(rows, token, top_scores, ended, beams, eos_id)
+        best_live = scores.max(dim=1).values.double() / penalty[step + 2]
+        done = torch.isfinite(finished.scores[:, -1]) & (best_live <= finished.scores[:, -1])
+        if step == steps - 1:
+            done[:] = True
+        stopped = done.nonzero().flatten()
+        if len(stopped):
+            hypotheses = finished.best(stopped)
+            for prompt, ids in zip(prompt_of[stopped].tolist(), hypotheses, strict=True):
+                best[prompt] = ids
+            if len(stopped) == live:
+                break
+            going = (~done).nonzero().flatten()
+            rows, chosen, scores = rows[going], chosen[going], scores[going]
+            prompt_of = prompt_of[going]
+            finished.keep(going)
+        tokens = tokens[rows.flatten()]
+        tokens[:, step] = chosen.flatten()
+        scorer.reorder(rows.flatten())
+        logprobs = scorer.step(chosen.flatten())
+    return best
 
 
 def newline_tokens(tokenizer: PreTrainedTokenizerBase) -> list[int]:
@@ -115,6 +179,33 @@ def pad(rows: Sequence[list[int]], pad_id: int, left: bool) -> tuple[torch.Tenso
     return input_ids, mask
 
 
+@dataclass
+class DecodeStats:
+    """What decoding did, for the cell's record and `bench perf`."""
+
+    batches: int = 0  # beam searches run, halves included
+    new_tokens: int = 0  # tokens of the returned outputs (no eos)
+    oom_halvings: int = 0  # batches that ran out of memory and were decoded as two halves
+
+
+def decode_batches(lengths: Sequence[int], config: DecodeConfig) -> list[list[int]]:
+    """Indices of prompts grouped into decode batches, longest first so that batches pad little:
+    at most `batch_size` prompts and, with `batch_tokens`, at most that many tokens of beam
+    state, prompts x beams x (longest prompt + max_new_tokens). A prompt over the budget on its
+    own is still decoded, alone."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and len(batches[-1]) < config.batch_size:
+            width = lengths[batches[-1][0]] + config.max_new_tokens
+            tokens = (len(batches[-1]) + 1) * config.num_beams * width
+            if config.batch_tokens is None or tokens <= config.batch_tokens:
+                batches[-1].append(i)
+                continue
+        batches.append([i])
+    return batches
+
+
 def generate(
     model: AdaptedLM,
     tokenizer: PreTrainedTokenizerBase,
@@ -123,29 +214,51 @@ def generate(
     max_source_tokens: int,
     device: torch.device,
     progress: Progress | None = None,
+    precision: str = "fp32",
+    stats: DecodeStats | None = None,
 ) -> list[str]:
-    """One output per source. Sources are decoded longest first, so batches pad little."""
+    """One output per source, decoded in the resolved `precision` (`bench.precision`: fp32 is
+    the plain computation). A batch that runs out of GPU memory is decoded as two halves (the
+    outputs do not depend on the batching); `stats` counts what happened."""
     model.eval()
+    stats = stats if stats is not None else DecodeStats()
     banned = newline_tokens(tokenizer) if config.no_newlines else []
     encoded = [encode_source(tokenizer, s, max_source_tokens) for s in sources]
-    order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
     outputs: list[str] = [""] * len(sources)
-    n_batches = -(-len(order) // config.batch_size)
-    with tracker(progress, "  generating", n_batches) as advance:
-        for start in range(0, len(order), config.batch_size):
-            index = order[start : start + config.batch_size]
-            input_ids, mask = pad(
-                [encoded[i] for i in index], tokenizer.eos_token_id, not model.is_encoder_decoder
-            )
-            hyps = beam_search(
-                model.scorer(),
-                input_ids.to(device),
-                mask.to(device),
-                tokenizer.eos_token_id,
-                config,
-                banned,
-            )
-            for i, ids in zip(index, hyps, strict=True):
-                outputs[i] = tokenizer.decode(ids, skip_special_tokens=True).strip()
+
+    def decode(index: list[int]) -> None:
+        ids, mask = pad(
+            [encoded[i] for i in index], tokenizer.eos_token_id, not model.is_encoder_decoder
+        )
+        try:
+            with autocast(precision, device):
+                hyps = beam_search(
+                    model.scorer(),
+                    ids.to(device),
+                    mask.to(device),
+                    tokenizer.eos_token_id,
+                    config,
+                    banned,
+                )
+        except torch.OutOfMemoryError:
+            if len(index) == 1:
+                raise
+            hyps = None  # out of the handler first, so that the failed batch's tensors are freed
+        if hyps is None:
+            stats.oom_halvings += 1
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            decode(index[: len(index) // 2])
+            decode(index[len(index) // 2 :])
+            return
+        stats.batches += 1
+        for i, hyp in zip(index, hyps, strict=True):
+            outputs[i] = tokenizer.decode(hyp, skip_special_tokens=True).strip()
+            stats.new_tokens += len(hyp)
+
+    batches = decode_batches([len(e) for e in encoded], config)
+    with tracker(progress, "  generating", len(batches)) as advance:
+        for index in batches:
+            decode(index)
             advance(1)
     return outputs

@@ -58,7 +58,13 @@ class DecodeConfig(_Frozen):
     min_new_tokens: int = Field(0, ge=0)
     length_penalty: float = Field(1.0, description="hypothesis score = logprob / length**penalty")
     no_newlines: bool = Field(False, description="never emit a token containing a newline")
-    batch_size: int = Field(32, ge=1)
+    batch_size: int = Field(32, ge=1, description="most prompts decoded together")
+    batch_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="also cap a batch's beam state at this many tokens: prompts x num_beams x "
+        "(longest prompt + max_new_tokens); None: batch_size alone decides",
+    )
 
     @model_validator(mode="after")
     def _min_below_max(self) -> DecodeConfig:

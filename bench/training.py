@@ -37,7 +37,7 @@ class TrainResult:
     losses: list[tuple[int, float]] = field(default_factory=list)  # (step, mean train loss)
     dev_losses: list[tuple[int, float]] = field(default_factory=list)  # (epoch, dev loss)
     resumed_at: int | None = None  # the step a checkpoint resumed from, if one did
-    precision: str = "fp32"  # what training ran in (`bench.precision`); decoding runs in fp32
+    precision: str = "fp32"  # what training (and decoding) ran in (`bench.precision`)
 
 
 def _right_pad(rows: Sequence[list[int]], fill: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -61,6 +61,10 @@ def test_a_cell_is_computed_without_writing_and_its_record_written_in_one_place(
     assert record.params.stored_bytes == len(record.stored)
     assert record.provenance["train_examples"] == 40 and record.losses["train"]
     assert record.provenance["precision"] == "fp32"  # auto, resolved on CPU
+    decoding = record.provenance["decoding"]  # the eval inputs, one batch, no halving
+    assert decoding["batches"] == 1 and decoding["oom_halvings"] == 0
+    outputs = {p.source: p.prediction for p in record.predictions["test"]}
+    assert decoding["new_tokens"] >= sum(len(o.split()) for o in outputs.values())
 
     store = Store(tmp_path / "r" / "bench.sqlite")
     store.start_cell(cell.id, cell.model_dump(mode="json"))

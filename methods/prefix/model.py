@@ -107,7 +107,12 @@ class Activations(nn.Module):
 
 
 def layer_cache(kv: torch.Tensor, batch_size: int) -> DynamicCache:
-    """A cache holding `kv` ([layers, 2, heads, L, head_dim]) for every row."""
+    """A cache holding `kv` ([layers, 2, heads, L, head_dim]) for every row. Under autocast
+    (bf16, fp16) it holds them in that precision, as the keys and values the model appends:
+    a stored prefix is fp32, and a cache of mixed precision would be promoted to fp32 whole."""
+    device = kv.device.type
+    if torch.is_autocast_enabled(device):
+        kv = kv.to(torch.get_autocast_dtype(device))
     cache = DynamicCache()
     for layer in range(kv.shape[0]):
         key, value = (kv[layer, i].unsqueeze(0).expand(batch_size, -1, -1, -1) for i in (0, 1))
