@@ -9,7 +9,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from rich.console import Console
@@ -452,7 +452,21 @@ def params(model: str, as_json: bool, plugins: tuple[str, ...]) -> None:
 @click.option(
     "--overhead", is_flag=True, help="training tokens/s: the harness's loop vs a plain PyTorch loop"
 )
-@click.option("--json", "as_json", is_flag=True, help="--overhead: print JSON instead of a summary")
+@click.option(
+    "--device",
+    type=click.Choice(["cuda", "cpu"]),
+    help="every method's training and decoding tokens/s, MFU and peak memory on this device, "
+    "the harness against plain transformers + PEFT",
+)
+@click.option("--model", help="--device: the model (random:gpt2-medium on cuda, mini on cpu)")
+@click.option(
+    "--peak-tflops",
+    type=click.FloatRange(min=0, min_open=True),
+    help="--device: the device's peak, for MFU (default: a GPU's datasheet peak; CPU: none)",
+)
+@click.option("--steps", type=click.IntRange(min=1), help="--device: timed training steps per row")
+@click.option("--new-tokens", type=click.IntRange(min=1), help="--device: new tokens per input")
+@click.option("--json", "as_json", is_flag=True, help="--overhead, --device: print JSON")
 def perf(
     grid: str,
     warm_only: bool,
@@ -461,6 +475,7 @@ def perf(
     executors: bool,
     overhead: bool,
     as_json: bool,
+    **throughput: Any,
 ) -> None:
     """Benchmark a grid: cold (empty model cache), warm, and a rerun that skips every cell."""
     from bench.grid import load_grid
@@ -473,7 +488,10 @@ def perf(
     )
 
     summary = ""
-    if overhead:
+    device = throughput.pop("device")
+    if device is not None or any(value is not None for value in throughput.values()):
+        text, summary = _throughput(device, as_json, **throughput)
+    elif overhead:
         console.print("timing 60 fine-tuning steps of mini-e2e: the harness's loop, a plain loop")
         result = overhead_benchmark()
         text = json.dumps(result, indent=2)
@@ -493,6 +511,19 @@ def perf(
     print(summary or text)
     if out is not None:
         out.write_text(text + "\n")
+
+
+def _throughput(device: str | None, as_json: bool, **options: Any) -> tuple[str, str]:
+    """`perf --device`: the throughput benchmark's JSON, and its table unless `as_json`."""
+    if device is None:
+        raise UserError(
+            "--model, --peak-tflops, --steps and --new-tokens go with --device cuda|cpu"
+        )
+    _quiet_libraries()
+    from bench.throughput import throughput_benchmark, throughput_table
+
+    result = throughput_benchmark(device, **options, log=console.print)
+    return json.dumps(result, indent=2), "" if as_json else throughput_table(result)
 
 
 def main() -> None:

@@ -29,11 +29,12 @@ from torch.nn.utils.rnn import pad_sequence
 from bench.cache import cache_root
 from bench.errors import UserError
 from bench.progress import Progress
-from bench.spec import Cell
+from bench.spec import Cell, TrainConfig
 
 if TYPE_CHECKING:
     from bench.cell import BuiltModel, CellData
     from bench.encoding import Encoded
+    from bench.training import TrainResult
 
 
 def _timed_run(grid: str, results: Path, cache: Path, *extra: str, threads: int = 0) -> float:
@@ -75,7 +76,7 @@ def executor_benchmark(grid: str) -> dict[str, object]:
         },
         "speedup_same_threads": round(one_thread / ray, 2),
         "speedup_vs_all_cores": round(local / ray, 2),
-        "machine": _machine(),
+        "machine": machine(),
     }
 
 
@@ -91,11 +92,11 @@ def benchmark(grid: str, cold: bool) -> dict[str, object]:
     return {
         "grid": grid,
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
-        "machine": _machine(),
+        "machine": machine(),
     }
 
 
-def _machine() -> dict[str, object]:
+def machine() -> dict[str, object]:
     return {
         "platform": platform.platform(),
         "processor": platform.machine(),
@@ -108,17 +109,28 @@ def _machine() -> dict[str, object]:
 # --- training overhead: the harness's loop against a plain PyTorch loop ----------------------
 
 
+def now(device: torch.device | None = None) -> tuple[float, float]:
+    """(wall clock, this process's CPU time); on a GPU once the device has done all it was
+    given: the host runs ahead of a GPU, so a clock read alone times what was queued."""
+    if device is not None and device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter(), time.process_time()
+
+
 class _StepClock(Progress):
     """A silent progress display that notes when each update comes. `train` advances its bar
     once before the first optimizer step and once after each, so `stamps[k]` is when step k
-    ended (`stamps[0]`: when stepping began), as (wall clock, this process's CPU time)."""
+    ended (`stamps[0]`: when stepping began), as (wall clock, this process's CPU time).
+    `sync_at`: the stamp that first waits for `device` (a GPU), where the timed steps start;
+    one wait, as in a plain loop, so the harness's steps otherwise run as in a cell."""
 
-    def __init__(self) -> None:
+    def __init__(self, sync_at: int | None = None, device: torch.device | None = None) -> None:
         super().__init__(disable=True)
         self.stamps: list[tuple[float, float]] = []
+        self.sync_at, self.device = sync_at, device
 
     def update(self, task_id: TaskID, **changes: Any) -> None:
-        self.stamps.append((time.perf_counter(), time.process_time()))
+        self.stamps.append(now(self.device if len(self.stamps) == self.sync_at else None))
         super().update(task_id, **changes)
 
 
@@ -175,52 +187,96 @@ def _padded(rows: list[list[int]], fill: int) -> torch.Tensor:
     return pad_sequence([torch.tensor(row) for row in rows], batch_first=True, padding_value=fill)
 
 
-def _harness_loop(cell: Cell, data: CellData, built: BuiltModel, warm: int) -> _Loop:
+def harness_timing(
+    cell: Cell, data: CellData, built: BuiltModel, warm: int
+) -> tuple[float, float, TrainResult]:
     """`bench.training.train` as a cell runs it (`bench.cell.train_model`), timed from the end
-    of its `warm`-th optimizer step to the end of its last."""
+    of its `warm`-th optimizer step to the end of its last: (wall, CPU seconds, its result).
+    On a GPU the clock waits for the device at those two points only (the last step's end is
+    when `train` has returned: its final loss reading waits for it)."""
     from bench.cell import train_model
 
-    clock = _StepClock()
+    cuda = built.device.type == "cuda"
+    clock = _StepClock(warm if cuda else None, built.device)
     result = train_model(cell, data, built, clock, None)
-    (wall, cpu), (end_wall, end_cpu) = clock.stamps[warm], clock.stamps[-1]
-    return _Loop(end_wall - wall, end_cpu - cpu, result.losses[-1][1], _weights(built.model))
+    wall, cpu = clock.stamps[warm]
+    end_wall, end_cpu = now(built.device) if cuda else clock.stamps[-1]
+    return end_wall - wall, end_cpu - cpu, result
 
 
-def _bare_loop(built: BuiltModel, steps: list[list[Encoded]], seed: int, warm: int) -> _Loop:
-    """What one would write by hand around the same transformers model: pad each step's
-    examples, forward, the target cross-entropy, backward, clip, AdamW and the linear schedule.
-    No progress bar, no checks, no checkpoints; the loss is read once, at the end (the sync a
-    GPU needs before the clock stops)."""
+def _harness_loop(cell: Cell, data: CellData, built: BuiltModel, warm: int) -> _Loop:
+    seconds, cpu_seconds, result = harness_timing(cell, data, built, warm)
+    return _Loop(seconds, cpu_seconds, result.losses[-1][1], _weights(built.model))
+
+
+def plain_loop(
+    model: torch.nn.Module,
+    steps: list[list[Encoded]],
+    pad_id: int,
+    config: TrainConfig,
+    device: torch.device,
+    seed: int,
+    warm: int,
+    dropout: bool = True,
+) -> tuple[float, float, float]:
+    """What one would write by hand around a transformers model (or a PEFT or `adapters` one):
+    pad each step's examples, forward, the target cross-entropy, backward, clip, AdamW and the
+    linear schedule; no progress bar, no checks, no checkpoints. In the precision the harness
+    resolves `config.precision` to (bf16 autocast on a GPU that has it, fp16 with a loss
+    scaler, fp32 on CPU: the plain computation) and with fused AdamW on CUDA, as
+    `bench.training` runs, so the two loops do the same arithmetic on a GPU too. `dropout`:
+    the model trains in train mode (else eval: a frozen base whose dropout a method keeps off).
+    The loss is read once, at the end. Returns (wall, CPU seconds of the steps after the
+    first `warm`, last loss)."""
     from transformers import get_linear_schedule_with_warmup
 
     from bench.adapted import IGNORE
+    from bench.precision import AUTOCAST_DTYPES, resolve_precision
 
-    model, config, device = built.model.base, built.train_config, built.device
-    pad_id = built.loaded.tokenizer.eos_token_id
+    precision = resolve_precision(config.precision, device)
     parameters = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    fused = {"fused": True} if device.type == "cuda" else {}
+    optimizer = torch.optim.AdamW(
+        parameters, lr=config.lr, weight_decay=config.weight_decay, **fused
+    )
     scheduler = get_linear_schedule_with_warmup(optimizer, config.warmup_steps, len(steps))
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     torch.manual_seed(seed)  # dropout draws the same masks as in the harness
-    model.train()
-    wall, cpu = time.perf_counter(), time.process_time()
+    model.train(dropout)
+    wall, cpu = now()
     for step, chunk in enumerate(steps):
         if step == warm:
-            wall, cpu = time.perf_counter(), time.process_time()
+            wall, cpu = now(device)
         ids = _padded([ex[1] for ex in chunk], pad_id)
         mask = _padded([[1] * len(ex[1]) for ex in chunk], 0)
         labels = _padded([ex[2] for ex in chunk], IGNORE)
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-        loss = torch.nn.functional.cross_entropy(
-            logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten().to(device), ignore_index=IGNORE
-        )
-        loss.backward()
+        dtype = AUTOCAST_DTYPES.get(precision)
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+            loss = torch.nn.functional.cross_entropy(
+                logits[:, :-1].flatten(0, 1).float(),
+                labels[:, 1:].flatten().to(device),
+                ignore_index=IGNORE,
+            )
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)  # fp16: clip the true gradients
         torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
     last = loss.item()
-    end_wall, end_cpu = time.perf_counter(), time.process_time()
-    return _Loop(end_wall - wall, end_cpu - cpu, last, _weights(built.model))
+    end_wall, end_cpu = now()
+    return end_wall - wall, end_cpu - cpu, last
+
+
+def _bare_loop(built: BuiltModel, steps: list[list[Encoded]], seed: int, warm: int) -> _Loop:
+    """`plain_loop` around the harness's transformers model, ending with its weights."""
+    pad_id = built.loaded.tokenizer.eos_token_id
+    seconds, cpu_seconds, last = plain_loop(
+        built.model.base, steps, pad_id, built.train_config, built.device, seed, warm
+    )
+    return _Loop(seconds, cpu_seconds, last, _weights(built.model))
 
 
 def overhead_benchmark(
@@ -276,7 +332,7 @@ def overhead_benchmark(
         "cpu_ratio": round(cpu["bare"] / cpu["harness"], 3),
         "final_loss": {loop: done[0].loss for loop, done in runs.items()},
         "identical": identical,
-        "machine": _machine(),
+        "machine": machine(),
     }
 
 
@@ -340,7 +396,7 @@ def metrics_benchmark() -> dict[str, object]:
         "seconds": round(seconds, 1),
         "scores": {name: score.value for name, score in scores.items()},
         "commands": commands,
-        "machine": _machine(),
+        "machine": machine(),
     }
 
 
