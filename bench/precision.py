@@ -19,10 +19,13 @@ AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """`precision` as it will run on `device`: fp32, bf16 or fp16 (never auto)."""
+    """`precision` as it will run on `device`: fp32, bf16 or fp16 (never auto). `auto` takes
+    bf16 only where the GPU computes it natively: torch also reports bf16 as supported where it
+    is emulated (a V100, a T4), slower than fp32 there."""
     cuda = device.type == "cuda"
     if precision == "auto":
-        return "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
+        native = cuda and torch.cuda.is_bf16_supported(including_emulation=False)
+        return "bf16" if native else "fp32"
     if precision == "bf16" and cuda and not torch.cuda.is_bf16_supported():
         raise UserError(
             f"train.precision bf16: {torch.cuda.get_device_name(device)} has no bfloat16 "

@@ -46,7 +46,8 @@ row cannot show.
 Decoding: new tokens/s at each batch size (beam 5, the harness's `bench.generation.generate`
 against `model.generate(num_beams=5)` of the same plain model on the same prompt ids), every row
 forced to exactly `new_tokens` new tokens (min = max new tokens), so both sides take the same
-number of steps whatever the random weights predict. Both decode in the model's fp32 weights.
+number of steps whatever the random weights predict. Both decode under autocast in the
+precision training ran in (fp32 weights), as a cell does.
 
 Decoder-only GPT-2-family models only (the mini LMs, `random:gpt2*`, GPT-2 hub checkpoints).
 """
@@ -75,7 +76,7 @@ from bench.errors import UserError
 from bench.generation import generate
 from bench.models import check_available, load_model
 from bench.perf import harness_timing, machine, now, plain_loop
-from bench.precision import resolve_precision
+from bench.precision import autocast, resolve_precision
 from bench.registry import METHODS
 from bench.spec import Cell, DecodeConfig, TrainConfig
 
@@ -373,6 +374,7 @@ def _harness_decode(
         config=config,
         max_source_tokens=built.train_config.max_source_tokens,
         device=built.device,
+        precision=resolve_precision(built.train_config.precision, built.device),
     )
     return _since(started, built.device)
 
@@ -405,10 +407,12 @@ def _plain_decode(
     model: Any, ids: torch.Tensor, eos: int, new_tokens: int, device: torch.device
 ) -> tuple[float, float]:
     started = now(device)
-    out = model.generate(
-        input_ids=ids, attention_mask=torch.ones_like(ids), num_beams=BEAMS, do_sample=False,
-        max_new_tokens=new_tokens, min_new_tokens=new_tokens, pad_token_id=eos, eos_token_id=eos,
-    )  # fmt: skip
+    with autocast(resolve_precision("auto", device), device):  # as a cell decodes
+        out = model.generate(
+            input_ids=ids, attention_mask=torch.ones_like(ids), num_beams=BEAMS, do_sample=False,
+            max_new_tokens=new_tokens, min_new_tokens=new_tokens, pad_token_id=eos,
+            eos_token_id=eos,
+        )  # fmt: skip
     seconds = _since(started, device)
     if out.shape[1] != ids.shape[1] + new_tokens:
         raise RuntimeError(f"generate returned {out.shape[1] - ids.shape[1]} new tokens")
@@ -580,7 +584,7 @@ def throughput_benchmark(
                 f"tokens/s, plain {row['plain']['tokens_per_s']:,.0f}")  # fmt: skip
     return {
         "benchmark": "throughput", "device": device.type, "gpu": gpu, "model": spec,
-        "precision": precision, "decode_precision": "fp32",
+        "precision": precision, "decode_precision": precision,
         "sequence_length": scale.seq_len, "train_batches": list(scale.train_batches),
         "warm_steps": scale.warm, "timed_steps": scale.steps,
         "decode": {"num_beams": BEAMS, "new_tokens": scale.new_tokens,

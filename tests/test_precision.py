@@ -149,9 +149,13 @@ def test_a_nan_is_named_by_its_step_when_the_losses_are_read(monkeypatch, step, 
 def test_auto_is_bf16_only_on_a_gpu_that_has_it(monkeypatch):
     assert resolve_precision("auto", CPU) == "fp32"
     assert resolve_precision("bf16", CPU) == "bf16" and resolve_precision("fp16", CPU) == "fp16"
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
     assert resolve_precision("auto", CUDA) == "bf16"
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    emulated = lambda including_emulation=True: including_emulation  # noqa: E731 (a T4)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", emulated)
+    assert resolve_precision("auto", CUDA) == "fp32"  # emulated bf16 is slower than fp32
+    assert resolve_precision("bf16", CUDA) == "bf16"  # asked for: it runs, emulated
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla V100")
     assert resolve_precision("auto", CUDA) == "fp32"
     with pytest.raises(UserError, match="Tesla V100 has no bfloat16 support; use fp16 or auto"):
