@@ -219,9 +219,15 @@ def causal_mask(base: nn.Module, keys: torch.Tensor, new: int) -> torch.Tensor:
 
     Where transformers would build none (no padding, and one query or nothing cached: SDPA's own
     causal flag then), and for other models, attention implementations and wrapped models (the
-    `adapters` library's GPT-2 reads the 2D mask itself), the 2D mask is passed on as before."""
+    `adapters` library's GPT-2 reads the 2D mask itself), the 2D mask is passed on as before.
+    Whether a batch has padding is only asked on the CPU, where it costs nothing: on a GPU the
+    answer is a wait for the device at every forward pass, so there the 4D mask is always built
+    (the same attention, one compiled graph)."""
     plain = type(base) is GPT2LMHeadModel and base.config._attn_implementation == "sdpa"
-    if not plain or ((new == 1 or keys.shape[1] == new) and bool(keys.all())):
+    if not plain:
+        return keys
+    on_cpu = keys.device.type == "cpu"
+    if on_cpu and (new == 1 or keys.shape[1] == new) and bool(keys.all()):
         return keys
     total = keys.shape[1]
     arange = torch.arange(total, device=keys.device)

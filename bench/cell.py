@@ -10,6 +10,7 @@ machine.
 
 from __future__ import annotations
 
+import gc
 import os
 import platform
 import random
@@ -39,7 +40,13 @@ from bench.progress import Progress
 from bench.record import STORED, CellRecord, ParamCounts, Prediction, Score
 from bench.registry import METHODS, TASKS
 from bench.spec import Cell, TrainConfig
-from bench.training import Checkpointing, TrainResult, train
+from bench.training import (
+    Checkpointing,
+    TrainResult,
+    random_states,
+    set_random_states,
+    train,
+)
 
 PACKAGES = ("torch", "transformers", "tokenizers", "adapters", "peft", "sacrebleu", "rouge-score")
 
@@ -76,16 +83,14 @@ def run_cell(
     finished cells it reuses (`cell.depends`). With `checkpoints`, training saves its state
     there as it goes and resumes a state saved by an interrupted run: the only files this
     writes. `on_phase` hears each phase's name as it starts (a worker tells its driver)."""
-    clock = began = time.time()
+    began = time.time()
     seed_everything(cell.seed)
     on_phase("data")
     data = prepare_data(cell, data_dir)
-    on_phase("build")
-    built = build(cell, dependencies or {})
-    timings = {"setup": time.time() - clock}
-    on_phase("train")
-    result = train_model(cell, data, built, progress, checkpoints)
-    timings["train"] = result.seconds
+    built, result, training_began = build_and_train(
+        cell, data, dependencies or {}, progress, checkpoints, on_phase
+    )
+    timings = {"setup": training_began - began, "train": result.seconds}
     built.model.finalize()
     clock = time.time()
     on_phase("generate")
@@ -148,12 +153,71 @@ def build(cell: Cell, dependencies: dict[str, Path]) -> BuiltModel:
     )
 
 
+def build_and_train(
+    cell: Cell,
+    data: CellData,
+    dependencies: dict[str, Path],
+    progress: Progress | None,
+    checkpoints: Checkpointing | None,
+    on_phase: Callable[[str], None],
+) -> tuple[BuiltModel, TrainResult, float]:
+    """The trained model, its training's result and when that training began.
+
+    Out of memory while training, the attempt's model, optimizer and activations are dropped
+    and the model is built again from the same random state (so exactly as the first time);
+    it trains in forward passes of half as many examples (rounded up), each optimizer step
+    keeping its examples, so resuming the cell's last checkpoint (if the attempt saved one) is
+    valid. Without one, the result is exactly that of training in those passes from the start
+    (for an even batch_size: half of it and twice the grad_accum). At one example a pass the
+    cell fails. The time spent in failed attempts counts as setup.
+    """
+    fresh, micro_batch, retries = random_states(), None, 0
+    while True:
+        on_phase("build")
+        built = build(cell, dependencies)
+        began = time.time()
+        on_phase("train")
+        try:
+            result = train_model(cell, data, built, progress, checkpoints, micro_batch)
+        except torch.OutOfMemoryError as error:
+            micro_batch = micro_batch or built.train_config.batch_size
+            if micro_batch == 1:
+                raise CellFailed(out_of_memory_reason(error, cell, retries)) from error
+        else:
+            result.oom_retries = retries
+            return built, result, began
+        micro_batch, retries = (micro_batch + 1) // 2, retries + 1
+        del built  # the failed attempt's model and gradients; its optimizer went with the error
+        free_memory()
+        set_random_states(fresh)
+
+
+def out_of_memory_reason(error: torch.OutOfMemoryError, cell: Cell, retries: int) -> str:
+    """Why a cell failed that ran out of memory even one example a pass: a smaller batch is
+    no longer the fix."""
+    halved = " halved down to 1" if retries else ""
+    return (
+        f"out of memory training one example at a time (train.batch_size "
+        f"{cell.train.batch_size}{halved}: {str(error).splitlines()[0]}); lower "
+        "train.max_source_tokens or train.max_target_tokens, or use a smaller model or a "
+        "larger GPU"
+    )
+
+
+def free_memory() -> None:
+    """Return what the dropped objects held: cycles collected, CUDA's cached blocks released."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def train_model(
     cell: Cell,
     data: CellData,
     built: BuiltModel,
     progress: Progress | None,
     checkpoints: Checkpointing | None,
+    micro_batch: int | None,
 ) -> TrainResult:
     if not built.trained:  # an ensemble only decodes its dependencies
         precision = resolve_precision(built.train_config.precision, built.device)
@@ -168,6 +232,7 @@ def train_model(
         built.device,
         progress,
         checkpoints,
+        micro_batch,
     )
 
 
@@ -248,6 +313,8 @@ def package(
             "resumed_at_step": result.resumed_at,
             "precision": result.precision,  # resolved, of training and decoding
             "decoding": asdict(decoding),  # batches, new tokens, out-of-memory halvings
+            "train_batch": train_batch(result),
+            "discarded_checkpoint": result.discarded,  # one trained in another precision
             "derived_settings": built.model.derived_settings(),
             "depends": cell.depends,
         },
@@ -256,13 +323,44 @@ def package(
             for split, examples in data.eval.items()
         },
         stored=blob,
-        notes=[
+        notes=training_notes(cell, result)
+        + [
             f"{metric} unavailable on {cell.task} {split}: {reason}"
             for split, metrics in unscored.items()
             for metric, reason in metrics.items()
         ],
         missing=unscored,
     )
+
+
+def train_batch(result: TrainResult) -> dict[str, int] | None:
+    """How training split its steps (None: nothing trained): examples a forward pass, passes a
+    step, and how many times running out of memory halved the first before it fitted."""
+    if not result.batch_size:
+        return None
+    return {
+        "batch_size": result.batch_size,
+        "grad_accum": result.grad_accum,
+        "oom_retries": result.oom_retries,
+    }
+
+
+def training_notes(cell: Cell, result: TrainResult) -> list[str]:
+    """What training did that the user did not ask for, a line each (the runner prints them)."""
+    notes = []
+    if result.discarded:
+        notes.append(
+            f"{cell.describe()}: its checkpoint at step {result.discarded['steps']} trained in "
+            f"{result.discarded['precision']}, this run in {result.precision}: discarded, "
+            "trained from the start"
+        )
+    if result.oom_retries:
+        notes.append(
+            f"{cell.describe()}: out of memory at train.batch_size {cell.train.batch_size}: "
+            f"trained {result.batch_size} examples a pass, {result.grad_accum} passes a step "
+            f"({result.oom_retries} retries; the same steps)"
+        )
+    return notes
 
 
 def load_stored_model(folder: Path) -> AdaptedLM:

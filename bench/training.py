@@ -10,7 +10,8 @@ import math
 import os
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -21,6 +22,7 @@ from transformers import PreTrainedTokenizerBase, get_linear_schedule_with_warmu
 
 from bench.adapted import IGNORE, AdaptedLM, Batch, target_loss
 from bench.encoding import Encoded, encode_pairs
+from bench.errors import UserError
 from bench.precision import autocast, grad_scaler, resolve_precision
 from bench.progress import Progress, tracker
 from bench.spec import TrainConfig
@@ -38,6 +40,11 @@ class TrainResult:
     dev_losses: list[tuple[int, float]] = field(default_factory=list)  # (epoch, dev loss)
     resumed_at: int | None = None  # the step a checkpoint resumed from, if one did
     precision: str = "fp32"  # what training (and decoding) ran in (`bench.precision`)
+    batch_size: int = 0  # examples per forward pass: the config's unless lowered (`train`)
+    grad_accum: int = 0  # forward passes per optimizer step
+    oom_retries: int = 0  # set by `bench.cell`: runs that ran out of memory before this one
+    # a checkpoint found but trained in another precision, set aside: {"precision", "steps"}
+    discarded: dict[str, Any] | None = None
 
 
 def _right_pad(rows: Sequence[list[int]], fill: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -215,9 +222,13 @@ def train(
     device: torch.device,
     progress: Progress | None = None,
     checkpoint: Checkpointing | None = None,
+    micro_batch: int | None = None,
 ) -> TrainResult:
     """Train `model` in place. With `checkpoint`, the state is saved as it goes and a saved
-    state is resumed: the result is then exactly that of an uninterrupted run."""
+    state is resumed: the result is then exactly that of an uninterrupted run. Each optimizer
+    step takes `batch_size x grad_accum` examples, in forward passes of `micro_batch` examples
+    (default `config.batch_size`): `bench.cell` lowers it after running out of memory, and the
+    steps, their examples and order stay those of the config."""
     torch.manual_seed(seed)
     order_rng = random.Random(seed)
     pad_id = tokenizer.eos_token_id
@@ -233,20 +244,25 @@ def train(
     optimization = make_optimization(parameters, config, device, precision, total_steps)
     optimizer, scheduler, scaler = optimization
 
-    result = TrainResult(steps=0, seconds=0.0, precision=precision)
-    saved = checkpoint.load() if checkpoint is not None else None
+    micro_batch = micro_batch or config.batch_size
+    grad_accum = math.ceil(per_step / micro_batch)
+    result = TrainResult(0, 0.0, precision=precision, batch_size=micro_batch, grad_accum=grad_accum)
+    saved = resumable(checkpoint, result)
     first_epoch, skip = resume(saved, model, optimization, result, order_rng)
     started = time.time() - result.seconds
     losses, shown = StepLosses(), {}
     model.train()
-    with tracker(progress, "  training", int(total_steps)) as advance:
+    with (
+        compiled(model, config.compile),
+        tracker(progress, "  training", int(total_steps)) as advance,
+    ):
         advance(result.steps)
         for epoch in range(first_epoch, config.epochs):
             epoch_order = order_rng.getstate()  # a resumed epoch redraws the same order
             for position, chunk in enumerate(length_grouped_steps(examples, per_step, order_rng)):
                 if epoch == first_epoch and position < skip:
                     continue
-                micro = optimizer_step(model, chunk, config, pad_id, device, precision, scaler)
+                micro = optimizer_step(model, chunk, micro_batch, pad_id, device, precision, scaler)
                 scaler.unscale_(optimizer)  # fp16: clip the true gradients, not scaled ones
                 torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
                 scaler.step(optimizer)  # not fp16: optimizer.step()
@@ -267,7 +283,7 @@ def train(
                     break
             shown = losses.flush(result) or shown
             if dev:
-                dev_loss = evaluate_loss(model, dev, config.batch_size, pad_id, device, precision)
+                dev_loss = evaluate_loss(model, dev, micro_batch, pad_id, device, precision)
                 result.dev_losses.append((epoch + 1, dev_loss))
             if result.steps >= total_steps:
                 break
@@ -278,7 +294,7 @@ def train(
 def optimizer_step(
     model: AdaptedLM,
     chunk: list[Encoded],
-    config: TrainConfig,
+    micro_batch: int,
     pad_id: int,
     device: torch.device,
     precision: str,
@@ -288,8 +304,8 @@ def optimizer_step(
     micro-batches weighted by their size; returns each micro-batch's loss, still on the device
     (`StepLosses` reads them), and its share of the step."""
     losses = []
-    for micro in range(0, len(chunk), config.batch_size):
-        batch = collate(chunk[micro : micro + config.batch_size], pad_id).to(device)
+    for micro in range(0, len(chunk), micro_batch):
+        batch = collate(chunk[micro : micro + micro_batch], pad_id).to(device)
         with autocast(precision, device):
             loss = model.training_loss(batch)
         share = len(batch.input_ids) / len(chunk)
@@ -317,13 +333,71 @@ def training_state(
         "epoch": epoch,
         "position": position,
         "epoch_order": epoch_order,
-        "rng": {
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-            "python": random.getstate(),
-            "numpy": np.random.get_state(),
-        },
+        "rng": random_states(),
     }
+
+
+def random_states() -> dict[str, Any]:
+    """Every random generator's state (torch's, CUDA's, Python's, numpy's), to set back later."""
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+    }
+
+
+def set_random_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+
+
+def resumable(checkpoint: Checkpointing | None, result: TrainResult) -> dict[str, Any] | None:
+    """The saved state to resume, if there is one and it trained in `result.precision`.
+
+    A state trained in another precision (`auto` resolves to bf16 on one machine and fp32 on
+    another) would go on in other arithmetic, neither exact nor refused: it is set aside,
+    training starts over, and `result.discarded` says which precision and step were dropped.
+    The file stays until this run's first save replaces it.
+    """
+    state = checkpoint.load() if checkpoint is not None else None
+    if state is None:
+        return None
+    saved = state["result"]
+    precision = saved.get("precision", "fp32")  # saved before precision was a setting: fp32
+    if precision != result.precision:
+        result.discarded = {"precision": precision, "steps": saved["steps"]}
+        return None
+    return state
+
+
+@contextmanager
+def compiled(model: AdaptedLM, enabled: bool) -> Iterator[None]:
+    """With `enabled` (`train.compile`), the base model's forward runs under torch.compile
+    while training: compiled in place (`nn.Module.compile`), so parameter, state-dict and
+    `stored_state` names are those of the eager model; eager again afterwards, for decoding,
+    whose shapes change at every step. A compilation that fails (no C compiler, say) fails in
+    the first forward pass, as one line naming the fix."""
+    if not enabled:
+        yield
+        return
+    from torch._dynamo.exc import TorchDynamoException
+
+    model.base.compile(dynamic=True)  # shapes change at every step: one compile for all
+    try:
+        yield
+    except TorchDynamoException as error:
+        cause = getattr(error, "inner_exception", None) or error  # a backend's own error
+        reason = f"{type(cause).__name__}: {cause}".strip().splitlines()[0]
+        raise UserError(
+            f"train.compile: torch.compile failed ({reason}); install a C/C++ compiler (gcc, "
+            "g++) and, on a GPU, Triton, or set train.compile to false"
+        ) from error
+    finally:
+        model.base._compiled_call_impl = None  # what nn.Module.compile set: eager again
 
 
 def resume(
@@ -349,9 +423,5 @@ def resume(
     result.losses = [tuple(x) for x in saved["losses"]]
     result.dev_losses = [tuple(x) for x in saved["dev_losses"]]
     order_rng.setstate(state["epoch_order"])
-    torch.set_rng_state(state["rng"]["torch"])
-    if state["rng"]["cuda"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-    random.setstate(state["rng"]["python"])
-    np.random.set_state(state["rng"]["numpy"])
+    set_random_states(state["rng"])
     return state["epoch"], state["position"]

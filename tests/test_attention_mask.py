@@ -84,3 +84,16 @@ def test_a_wrapped_gpt2_gets_the_2d_mask():
     """The `adapters` library's GPT-2 reads the 2D mask in its own forward."""
     padded = torch.tensor([[1, 1, 1], [1, 1, 0]])
     assert causal_mask(build("adapter", config="houlsby").base, padded, 3) is padded
+
+
+def test_off_the_cpu_the_mask_is_built_without_asking_the_device():
+    """A meta tensor stands for a GPU's: reading its values (a host sync on a GPU) raises."""
+    base = load_model("mini-tiny", seed=0).model
+    keys = torch.ones(2, 7, dtype=torch.long, device="meta")
+    for new in (1, 7):  # a decoding step, a whole unpadded batch
+        mask = causal_mask(base, keys, new)
+        assert mask.shape == (2, 1, new, 7) and mask.dtype == torch.bool
+    unpadded = torch.ones(2, 7, dtype=torch.long)
+    assert causal_mask(base, unpadded, 1) is unpadded  # on the CPU: asked, none to build
+    with pytest.raises((RuntimeError, NotImplementedError)):
+        bool(keys.all())

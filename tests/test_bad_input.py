@@ -125,7 +125,9 @@ CASES: list[tuple[str, tuple[str, ...], list[Setup], str]] = [
     ("wrong type", RUN, [tiny("seeds: [0]", "seeds: zero")], "seeds: Input should be"),
     ("zero epochs", RUN, [tiny("epochs: 1", "epochs: 0")], "train.epochs: Input should be greater"),
     ("unknown precision", RUN, [tiny("epochs: 1", "epochs: 1, precision: fp8")], "train.precision: Input should be 'auto', 'fp32', 'bf16' or 'fp16'"),  # noqa: E501
+    ("compile not a boolean", RUN, [tiny("epochs: 1", "epochs: 1, compile: maybe")], "train.compile: Input should be a valid boolean"),  # noqa: E501
     ("zero beams", RUN, [tiny("num_beams: 2", "num_beams: 0")], "decode.num_beams: Input should"),
+    ("zero batch tokens", RUN, [tiny("num_beams: 2", "num_beams: 2, batch_tokens: 0")], "decode.batch_tokens: Input should be greater"),  # noqa: E501
     ("negative lr", RUN, [tiny("lr: 1.0e-3", "lr: -1.0e-3")], "methods.0.train.lr: Input should"),
     ("negative prefix length", RUN, [tiny("length: 4", "length: -4")], "methods.1.length: Input"),
     ("no tasks", RUN, [grid_file("name: g\ntasks: []\nmethods: [{name: finetune}]\n")], "tasks: List should have at least 1"),  # noqa: E501

@@ -64,6 +64,10 @@ def test_cell_identity_is_stable_and_follows_every_setting(tmp_path):
     assert ids == [c.id for c in expand(load_grid(write(tmp_path, relabeled))[0])]
     lr = BASE + "train: {lr: 1.0e-4}\n"
     assert set(ids).isdisjoint(c.id for c in expand(load_grid(write(tmp_path, lr))[0]))
+    cell = expand(load_grid(write(tmp_path, BASE))[0])[0]
+    copy = cell.model_copy(update={"seed": cell.seed + 1})  # a new cell, not the cached id
+    assert copy.seed == cell.seed + 1 and copy.id != cell.id
+    assert copy.id == type(cell).model_validate(copy.model_dump()).id
 
 
 def test_identical_entries_run_once(tmp_path):
