@@ -217,7 +217,7 @@ def train_model(
     built: BuiltModel,
     progress: Progress | None,
     checkpoints: Checkpointing | None,
-    micro_batch: int | None,
+    micro_batch: int | None = None,
 ) -> TrainResult:
     if not built.trained:  # an ensemble only decodes its dependencies
         precision = resolve_precision(built.train_config.precision, built.device)
