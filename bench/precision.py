@@ -1,10 +1,12 @@
-"""The arithmetic precision a cell trains in (`TrainConfig.precision`), resolved for a device.
+"""The arithmetic precision a cell trains and decodes in (`TrainConfig.precision`), resolved for
+a device.
 
 `auto` is bf16 on a CUDA GPU that supports it (tensor cores at several times the fp32 rate, the
 same exponent range as fp32 so no loss scaling) and fp32 everywhere else, so a CPU run computes
 exactly what it computed before precision was a setting. bf16 and fp16 run the forward pass and
 the loss under `torch.autocast` (weights, gradients and optimizer state stay fp32); fp16's narrow
-range needs a gradient scaler, which `grad_scaler` gives only for fp16.
+range needs a gradient scaler, which `grad_scaler` gives only for fp16. Beam search runs under
+the same autocast (`bench.generation.generate`), its log-probabilities taken in fp32.
 """
 
 from __future__ import annotations
