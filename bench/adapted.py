@@ -27,6 +27,7 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
+from transformers.cache_utils import DynamicLayer
 from transformers.modeling_outputs import BaseModelOutput
 
 IGNORE = -100
@@ -253,6 +254,57 @@ class Scorer(Protocol):
         """Keep the state of `rows`, in that order."""
 
 
+class ReorderOnAppend(DynamicLayer):
+    """A self-attention cache layer for beam search that applies a reorder when the next step's
+    keys and values arrive, writing the reordered cache and the new position into one new
+    tensor: one copy of the cache per step, where reordering and then appending by `torch.cat`
+    made two. The result is the same contiguous tensor, so attention computes the same."""
+
+    def __init__(self, layer: DynamicLayer) -> None:
+        super().__init__()
+        self.lazy_initialization(layer.keys)
+        self.keys, self.values = layer.keys, layer.values
+        self.rows: torch.Tensor | None = None  # the reorder still to apply
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        self.rows = beam_idx if self.rows is None else self.rows[beam_idx]
+
+    def update(
+        self,
+        key_states: torch.Tensor,
+        value_states: torch.Tensor,
+        cache_kwargs: dict[str, Any] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.rows is None or key_states.dtype != self.keys.dtype:
+            if self.rows is not None:
+                super().reorder_cache(self.rows)
+                self.rows = None
+            return super().update(key_states, value_states, cache_kwargs)
+        self.keys = _reordered_then(self.keys, self.rows, key_states)
+        self.values = _reordered_then(self.values, self.rows, value_states)
+        self.rows = None
+        return self.keys, self.values
+
+
+def _reordered_then(cached: torch.Tensor, rows: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+    """`torch.cat([cached[rows], new], dim=-2)` in one pass over the cache."""
+    length = cached.shape[-2]
+    out = cached.new_empty(len(rows), cached.shape[1], length + new.shape[-2], cached.shape[-1])
+    torch.index_select(cached, 0, rows, out=out[:, :, :length])
+    out[:, :, length:] = new
+    return out
+
+
+def _reorder_on_append(cache: DynamicCache | EncodedSource) -> None:
+    """Turn a prefilled cache's self-attention layers into `ReorderOnAppend` ones."""
+    if isinstance(cache, EncodedSource):
+        cache = cache.cache.self_attention_cache
+    cache.layers = [
+        ReorderOnAppend(layer) if type(layer) is DynamicLayer and layer.is_initialized else layer
+        for layer in cache.layers
+    ]
+
+
 class LMScorer:
     """Beam search's view of one adapted model: its cache and attention mask per row.
 
@@ -277,6 +329,7 @@ class LMScorer:
 
     def expand(self, times: int) -> None:
         self.cache.batch_repeat_interleave(times)
+        _reorder_on_append(self.cache)
         self.mask = self.mask.repeat_interleave(times, dim=0)
 
     def step(self, tokens: torch.Tensor) -> torch.Tensor:

@@ -3,12 +3,15 @@ replaced (`beam_oracle.py`, kept verbatim), for every method, BART and the hybri
 and for hundreds of random settings of a synthetic scorer.
 
 Each method is briefly trained on mini-e2e and decoded on a left-padded batch of prompts of
-different lengths. A mini-tiny model trained for seconds either ends at once or never, so its
-scorer is wrapped (`EndingSooner`) to make prompts end at many different steps: rows leave the
-batch while the others go on, through each method's real cache and reordering.
+different lengths, the oracle with the cache as it was (reordered, then appended to by
+`torch.cat`: no `ReorderOnAppend`). A mini-tiny model trained for seconds either ends at once
+or never, so its scorer is wrapped (`EndingSooner`) to make prompts end at many different
+steps: rows leave the batch while the others go on, through each method's real cache.
 """
 
 from __future__ import annotations
+
+from unittest import mock
 
 import pytest
 import torch
@@ -111,7 +114,8 @@ def assert_same_hypotheses(model: AdaptedLM, tokenizer, sources: list[str], left
                 EndingSooner(model.scorer(), eos, 0.2), ids, mask, eos, config, banned
             )
             scorer = EndingSooner(model.scorer(), eos, 0.2)
-            theirs = oracle_beam_search(scorer, ids, mask, eos, config, banned)
+            with mock.patch("bench.adapted._reorder_on_append", lambda cache: None):
+                theirs = oracle_beam_search(scorer, ids, mask, eos, config, banned)
             assert ours == theirs, (config, banned)
             lengths |= {len(h) for h in ours}
     return lengths
