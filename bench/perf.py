@@ -231,7 +231,7 @@ def plain_loop(
     from transformers import get_linear_schedule_with_warmup
 
     from bench.adapted import IGNORE
-    from bench.precision import AUTOCAST_DTYPES, resolve_precision
+    from bench.precision import autocast, grad_scaler, resolve_precision
 
     precision = resolve_precision(config.precision, device)
     parameters = [p for p in model.parameters() if p.requires_grad]
@@ -240,7 +240,7 @@ def plain_loop(
         parameters, lr=config.lr, weight_decay=config.weight_decay, **fused
     )
     scheduler = get_linear_schedule_with_warmup(optimizer, config.warmup_steps, len(steps))
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    scaler = grad_scaler(precision, device)
     torch.manual_seed(seed)  # dropout draws the same masks as in the harness
     model.train(dropout)
     wall, cpu = now()
@@ -250,8 +250,7 @@ def plain_loop(
         ids = _padded([ex[1] for ex in chunk], pad_id)
         mask = _padded([[1] * len(ex[1]) for ex in chunk], 0)
         labels = _padded([ex[2] for ex in chunk], IGNORE)
-        dtype = AUTOCAST_DTYPES.get(precision)
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+        with autocast(precision, device):
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
             loss = torch.nn.functional.cross_entropy(
                 logits[:, :-1].flatten(0, 1).float(),

@@ -54,7 +54,6 @@ Decoder-only GPT-2-family models only (the mini LMs, `random:gpt2*`, GPT-2 hub c
 
 from __future__ import annotations
 
-import gc
 import random
 import re
 from collections.abc import Callable
@@ -68,7 +67,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformers.pytorch_utils import Conv1D
 
 from bench.adapted import AdaptedLM
-from bench.cell import BuiltModel, CellData, build
+from bench.cell import BuiltModel, CellData, build, free_memory
 from bench.checkpoints import BART_ARCHITECTURES, checkpoint_id, random_architecture
 from bench.data import Example, Task
 from bench.encoding import encode_pairs, encode_source
@@ -269,9 +268,10 @@ def plain_model(method: str, base: PreTrainedModel, derived: dict[str, Any]) -> 
     if method == "finetune":
         return base.requires_grad_(True), "transformers, every parameter trained"
     if method == "finetune-top":
-        blocks, final_norm = _gpt2_parts(base)
+        from bench.methods.finetune_top.model import top_modules
+
         base.requires_grad_(False)
-        for module in [*blocks[-settings.k :], final_norm]:
+        for module in top_modules(base, settings.k):
             module.requires_grad_(True)
         return base, f"transformers, all but the top {settings.k} blocks and ln_f frozen"
     if method == "prefix":
@@ -341,13 +341,6 @@ def _speed(tokens: int, seconds: tuple[float, float], device: torch.device) -> d
 def _since(started: tuple[float, float], device: torch.device) -> tuple[float, float]:
     ended = now(device)
     return ended[0] - started[0], ended[1] - started[1]
-
-
-def _free(device: torch.device) -> None:
-    """A GPU's memory back before the next model comes (one model on it at a time)."""
-    if device.type == "cuda":
-        gc.collect()
-        torch.cuda.empty_cache()
 
 
 @dataclass
@@ -462,7 +455,6 @@ def _measure(
     """Both sides of one method, one model on the device at a time."""
     cell = _cell(spec, method, scale, scale.train_batches[0])
     built = _on(build(cell, {}), device)
-    _gpt2_parts(built.model.base)
     tokenizer = built.loaded.tokenizer
     workload = workload or Workload.make(tokenizer, scale)
     flops = flops_per_token(built.model, scale.seq_len)
@@ -471,11 +463,11 @@ def _measure(
     derived = built.model.derived_settings()
     harness = _harness_side(built, cell, scale, workload)
     del built
-    _free(device)
+    free_memory()  # a GPU's memory back before the next model comes
     model, what = plain_model(method, load_model(spec, 0).model, derived)
     plain = _plain_side(model.to(device), what, tokenizer, context, scale, workload)
     del model
-    _free(device)
+    free_memory()
     return flops, harness, plain, workload
 
 
