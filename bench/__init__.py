@@ -2,10 +2,10 @@
 
 Data flows one way: grid spec -> cells -> runner -> store -> reports. From Python,
 `bench.run_grid` runs a grid and `bench.load_results` reads a results directory as a DataFrame
-(`bench.api`); importing `bench` imports neither torch nor pandas.
+(`bench.run.api`); importing `bench` imports neither torch nor pandas.
 """
 
-from bench.api import load_results, run_grid
+from bench.run.api import load_results, run_grid
 
 __all__ = ["load_results", "run_grid"]
 __version__ = "0.1.0"

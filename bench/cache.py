@@ -1,5 +1,5 @@
 """Where the harness keeps what it derives once and reuses: METEOR's parsed paraphrase index and
-the references' tokens (`bench.metrics`), downloaded task data (`bench.datafiles`)."""
+the references' tokens (`bench.metrics`), downloaded task data (`bench.data.files`)."""
 
 from __future__ import annotations
 

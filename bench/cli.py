@@ -17,8 +17,8 @@ from rich.console import Console
 from bench.errors import UserError
 
 if TYPE_CHECKING:
-    from bench.bundle import ResultsSource
-    from bench.compare import ComparisonReport
+    from bench.results.bundle import ResultsSource
+    from bench.results.compare import ComparisonReport
 
 console = Console(stderr=True)
 results_dir_option = click.option(
@@ -127,12 +127,12 @@ def run(
 
     With --check, compare the grid's cells with a baseline: exit 1 when a matched metric is
     significantly worse by more than --tolerance, or when a cell failed."""
-    from bench.api import run_grid
-    from bench.bundle import load_source
-    from bench.ray_executor import RayOptions
     from bench.reports import terminal
-    from bench.runner import ignore_interrupts
-    from bench.store import Store
+    from bench.results.bundle import load_source
+    from bench.results.store import Store
+    from bench.run.api import run_grid
+    from bench.run.ray_executor import RayOptions
+    from bench.run.runner import ignore_interrupts
 
     _quiet_libraries()
     baseline = load_source(check) if check is not None else None  # bad input fails first
@@ -170,7 +170,7 @@ def run(
 def report(results_dir: Path, grid: str | None, intervals: bool) -> None:
     """Re-render reports (tables, figures, index.html) from the results database only."""
     from bench.reports.report import write_report
-    from bench.store import Store
+    from bench.results.store import Store
 
     store = Store.open_existing(results_dir)
     grids = [grid] if grid else store.grids()
@@ -197,10 +197,10 @@ def export(results_dir: Path, format_: str, grid: str | None, out: Path | None) 
     """The results matrix as rows, one per (cell, split, metric), to stdout; or (bundle) the
     finished cells with their predictions in one file, a baseline for `bench compare`."""
     from bench.reports import terminal
-    from bench.store import Store
+    from bench.results.store import Store
 
     if format_ == "bundle":
-        from bench.bundle import write_bundle
+        from bench.results.bundle import write_bundle
 
         if out is None:
             raise UserError("--format bundle writes a file: pass --out FILE (e.g. NAME.json.gz)")
@@ -234,8 +234,8 @@ def compare(
     """Compare CANDIDATE with BASELINE (results dirs or bundles), cell by cell, with a paired
     bootstrap over test inputs per split and metric; where two or more seeds pair up, one verdict
     over the seeds (mean delta, bootstrap over seeds and test inputs) instead of one per seed."""
-    from bench.bundle import load_source
-    from bench.compare import compare_sources
+    from bench.results.bundle import load_source
+    from bench.results.compare import compare_sources
 
     sources = load_source(baseline, grid), load_source(candidate, grid)
     if as_json:
@@ -254,8 +254,8 @@ def _compare(
     tolerance: float,
     out: Console,
 ) -> ComparisonReport:
-    from bench.compare import compare_sources
     from bench.reports import terminal
+    from bench.results.compare import compare_sources
 
     result = compare_sources(baseline, candidate, metrics, tolerance)
     terminal.comparison(result, out)
@@ -270,11 +270,11 @@ def _compare(
 def list_(what: str, plugins: tuple[str, ...]) -> None:
     """List registered tasks, methods, metric suites (with their metrics), or grid presets."""
     from bench.metrics.suites import SUITES
-    from bench.registry import METHODS, TASKS, load_plugins
+    from bench.spec.registry import METHODS, TASKS, load_plugins
 
     load_plugins(plugins)
     if what == "grids":
-        from bench.grid import load_grid, preset_names
+        from bench.spec.grid import load_grid, preset_names
 
         for name in preset_names():
             print(f"{name}\t{load_grid(name)[0].description}")
@@ -304,8 +304,8 @@ def data() -> None:
 )
 def download(task: str, to: Path | None) -> None:
     """Fetch TASK's official files and verify their pinned sha256."""
-    from bench.datafiles import default_data_dir
-    from bench.download import download as fetch
+    from bench.data.download import download as fetch
+    from bench.data.files import default_data_dir
 
     target = to or default_data_dir()
     files = fetch(task, target, say=lambda line: console.print(line, highlight=False))
@@ -318,7 +318,7 @@ def download(task: str, to: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 def stats(data_dir: Path | None, tasks: tuple[str, ...], as_json: bool) -> None:
     """Inputs and references per task and split; absent files are reported, not counted."""
-    from bench.datastats import all_stats
+    from bench.data.stats import all_stats
     from bench.reports import terminal
 
     _quiet_libraries()
@@ -407,9 +407,9 @@ def score(
     plugins: tuple[str, ...],
 ) -> None:
     """Score a predictions file with the task's official metrics and 95% bootstrap intervals."""
-    from bench.registry import load_plugins
     from bench.reports import terminal
-    from bench.scoring import score_file
+    from bench.results.scoring import score_file
+    from bench.spec.registry import load_plugins
 
     load_plugins(plugins)
     result = score_file(task, split, data_dir, predictions)
@@ -425,9 +425,9 @@ def score(
 @plugin_option
 def params(model: str, as_json: bool, plugins: tuple[str, ...]) -> None:
     """Trained and stored parameters of every method (default settings), from the config only."""
-    from bench.params import parameter_table
-    from bench.registry import load_plugins
+    from bench.engine.params import parameter_table
     from bench.reports import terminal
+    from bench.spec.registry import load_plugins
 
     _quiet_libraries()
     load_plugins(plugins)
@@ -478,14 +478,14 @@ def perf(
     **throughput: Any,
 ) -> None:
     """Benchmark a grid: cold (empty model cache), warm, and a rerun that skips every cell."""
-    from bench.grid import load_grid
-    from bench.perf import (
+    from bench.perf.timing import (
         benchmark,
         executor_benchmark,
         metrics_benchmark,
         overhead_benchmark,
         overhead_lines,
     )
+    from bench.spec.grid import load_grid
 
     summary = ""
     device = throughput.pop("device")
@@ -520,7 +520,7 @@ def _throughput(device: str | None, as_json: bool, **options: Any) -> tuple[str,
             "--model, --peak-tflops, --steps and --new-tokens go with --device cuda|cpu"
         )
     _quiet_libraries()
-    from bench.throughput import throughput_benchmark, throughput_table
+    from bench.perf.device import throughput_benchmark, throughput_table
 
     result = throughput_benchmark(device, **options, log=console.print)
     return json.dumps(result, indent=2), "" if as_json else throughput_table(result)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from bench.metrics.suites import suite_metric
-from bench.registry import TASKS
-from bench.store import Store
+from bench.results.store import Store
+from bench.spec.registry import TASKS
 
 COLUMNS = [
     "grid",

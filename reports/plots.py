@@ -18,7 +18,7 @@ from matplotlib.ticker import NullFormatter
 
 from bench.reports.frame import summarize
 from bench.reports.layouts import LENGTH_SETTING, headline_metrics, metric_name, task_name
-from bench.store import Store
+from bench.results.store import Store
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ always one whole report, never a mix of an old and a new one.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -17,8 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.errors import UserError
-from bench.spec import GRID_NAME
-from bench.store import Store
+from bench.results.store import Store
+from bench.spec.settings import GRID_NAME
 
 if TYPE_CHECKING:
     from bench.reports.table import Table
@@ -87,10 +88,9 @@ def report_source(store: Store, grid: str, intervals: bool) -> str:
 def _code() -> str:
     """A digest of the engine's and the reports' files (one folder when installed as a wheel,
     two in an editable install): another version of the code renders the report again."""
-    import bench
-
+    (engine,) = importlib.util.find_spec("bench").submodule_search_locations  # not imported
     digest = hashlib.sha256()
-    for folder in sorted({Path(bench.__file__).resolve().parent, Path(__file__).resolve().parent}):
+    for folder in sorted({Path(engine).resolve(), Path(__file__).resolve().parent}):
         for path in sorted(folder.rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:
                 digest.update(path.relative_to(folder).as_posix().encode() + path.read_bytes())

@@ -14,11 +14,11 @@ from rich.table import Table
 
 from bench.metrics import Metric
 from bench.metrics.suites import SUITES
-from bench.registry import TASKS
+from bench.spec.registry import TASKS
 
 if TYPE_CHECKING:  # the store and comparisons are not imported by `score`
-    from bench.compare import ComparisonReport
-    from bench.store import Store
+    from bench.results.compare import ComparisonReport
+    from bench.results.store import Store
 
 EXPORT_KEYS = (
     "cell",
@@ -160,7 +160,7 @@ _SEEDS_CAPTION = (
 def comparison(report: ComparisonReport, console: Console) -> None:
     """One table per task, then what was not compared, then a one-line verdict. A row over
     several seeds says so in its caption: its numbers are means, its interval covers the seeds."""
-    from bench.compare import summary  # not imported by `score`
+    from bench.results.compare import summary  # not imported by `score`
 
     tasks = list(dict.fromkeys(row.task for row in report.rows))
     for task in tasks:

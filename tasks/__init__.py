@@ -1,1 +1,1 @@
-"""Tasks: each module registers one or more `bench.data.Task`s with `@TASKS.register(name)`."""
+"""Tasks: each module registers one or more `bench.spec.task.Task`s with `@TASKS.register(name)`."""

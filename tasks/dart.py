@@ -17,11 +17,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
 
-from bench.data import DEV, TRAIN, EvalSplit, Example, Task
-from bench.datafiles import data_root, field, parse_xml, read_json, require
+from bench.data.files import data_root, field, parse_xml, read_json, require
+from bench.data.hub import hub_rows
 from bench.errors import UserError
-from bench.hub import hub_rows
-from bench.registry import TASKS
+from bench.spec.registry import TASKS
+from bench.spec.task import DEV, TRAIN, EvalSplit, Example, Task
 from bench.tasks.webnlg import split_triple
 
 Triple = tuple[str, str, str]

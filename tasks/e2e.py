@@ -20,11 +20,11 @@ from functools import cache
 from pathlib import Path
 from typing import ClassVar
 
-from bench.data import DEV, TRAIN, EvalSplit, Example, Task
-from bench.datafiles import data_root, read_csv, require
+from bench.data.files import data_root, read_csv, require
+from bench.data.hub import hub_rows
 from bench.errors import UserError
-from bench.hub import hub_rows
-from bench.registry import TASKS
+from bench.spec.registry import TASKS
+from bench.spec.task import DEV, TRAIN, EvalSplit, Example, Task
 
 SLOT_NAMES = {"eatType": "Type", "priceRange": "price", "familyFriendly": "family friendly"}
 _SLOT = re.compile(r"\s*([^\[\],]+?)\s*\[([^\]]*)\]\s*(?:,|$)")

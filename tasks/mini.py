@@ -8,9 +8,9 @@ from functools import cache
 from pathlib import Path
 from typing import ClassVar
 
-from bench.data import DEV, TRAIN, EvalSplit, Example, SplitRows, Task
 from bench.mini import world
-from bench.registry import TASKS
+from bench.spec.registry import TASKS
+from bench.spec.task import DEV, TRAIN, EvalSplit, Example, SplitRows, Task
 
 REFERENCES_PER_INPUT = 3
 

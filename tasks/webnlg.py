@@ -19,11 +19,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
 
-from bench.data import DEV, TRAIN, EvalSplit, Example, SplitRows, Task
-from bench.datafiles import data_root, natural_key, parse_xml, require
+from bench.data.files import data_root, natural_key, parse_xml, require
+from bench.data.hub import hub_rows
 from bench.errors import UserError
-from bench.hub import hub_rows
-from bench.registry import TASKS
+from bench.spec.registry import TASKS
+from bench.spec.task import DEV, TRAIN, EvalSplit, Example, SplitRows, Task
 
 SEEN = frozenset(
     {

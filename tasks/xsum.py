@@ -39,11 +39,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
 
-from bench.data import DEV, TRAIN, EvalSplit, Example, Task
-from bench.datafiles import data_root, field, read_json, read_jsonl, require
+from bench.data.files import data_root, field, read_json, read_jsonl, require
+from bench.data.hub import hub_rows
 from bench.errors import UserError
-from bench.hub import hub_rows
-from bench.registry import TASKS
+from bench.spec.registry import TASKS
+from bench.spec.task import DEV, TRAIN, EvalSplit, Example, Task
 
 SPLIT_FILE = "xsum/XSum-TRAINING-DEV-TEST-SPLIT-90-5-5.json"
 URL_MAP = "xsum/XSum-WebArxiveUrls-BBCids.txt"

@@ -1,4 +1,4 @@
-"""Today's beam search before it moved onto the device (bench/generation.py at efc8da6), kept
+"""Today's beam search before it moved onto the device (bench/engine/generation.py at efc8da6), kept
 verbatim as the oracle: the on-device beam search must return exactly its hypotheses."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import torch
 
-from bench.adapted import Scorer
-from bench.spec import DecodeConfig
+from bench.engine.adapted import Scorer
+from bench.spec.settings import DecodeConfig
 
 
 @torch.no_grad()

@@ -8,9 +8,9 @@ import pytest
 from safetensors.torch import load
 
 import bench
-from bench.cell import run_cell
-from bench.grid import expand, load_grid
-from bench.store import Store, cell_dir, predictions_file, write_record
+from bench.engine.cell import run_cell
+from bench.results.store import Store, cell_dir, predictions_file, write_record
+from bench.spec.grid import expand, load_grid
 from tests.conftest import TINY_GRID
 
 E2E_ONLY = (

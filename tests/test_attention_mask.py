@@ -1,5 +1,5 @@
-"""`bench.adapted.causal_mask`: the 4D attention mask built in microseconds must give GPT-2 the
-very logits that transformers' own (slow) mask construction from the 2D mask gives, bit for bit,
+"""`bench.engine.adapted.causal_mask`: the 4D attention mask built in microseconds must give GPT-2
+the very logits that transformers' own (slow) mask construction from the 2D mask gives, bit for bit,
 in training batches, prompts, decoding steps, with and without a prefix."""
 
 from __future__ import annotations
@@ -7,16 +7,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.adapted import AdaptedLM, BuildContext, causal_mask
-from bench.models import load_model
-from bench.registry import METHODS
+from bench.engine.adapted import AdaptedLM, BuildContext, build_method, causal_mask
+from bench.engine.loading import load_model
+from bench.spec.registry import METHODS
 
 
 def build(method: str, **settings) -> AdaptedLM:
     loaded = load_model("mini-tiny", seed=0)
     factory = METHODS.get(method)
-    model = factory.build(
-        loaded.model, factory.Settings(**settings), BuildContext(loaded.tokenizer)
+    model = build_method(
+        factory, loaded.model, factory.Settings(**settings), BuildContext(loaded.tokenizer)
     )
     return model.eval()
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
-from bench.grid import expand, load_grid
-from bench.record import CellRecord, ParamCounts, Prediction, Score
-from bench.store import Store, write_record
+from bench.engine.record import CellRecord, ParamCounts, Prediction, Score
+from bench.results.store import Store, write_record
+from bench.spec.grid import expand, load_grid
 from tests.conftest import TINY_GRID
 
 Setup = Callable[[Path], None]

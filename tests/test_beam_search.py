@@ -18,14 +18,14 @@ import torch
 from beam_oracle import oracle_beam_search
 from test_method_bart import tiny_bart
 
-from bench.adapted import AdaptedLM, BuildContext, Scorer
-from bench.data import TRAIN, training_pairs
-from bench.encoding import encode_source
-from bench.generation import beam_search, newline_tokens, pad
-from bench.models import load_model
-from bench.registry import METHODS, TASKS
-from bench.spec import DecodeConfig, TrainConfig
-from bench.training import train
+from bench.engine.adapted import AdaptedLM, BuildContext, Scorer, build_method
+from bench.engine.encoding import encode_source
+from bench.engine.generation import beam_search, newline_tokens, pad
+from bench.engine.loading import load_model
+from bench.engine.training import train
+from bench.spec.registry import METHODS, TASKS
+from bench.spec.settings import DecodeConfig, TrainConfig
+from bench.spec.task import TRAIN, training_pairs
 
 CPU = torch.device("cpu")
 CONFIGS = [
@@ -61,8 +61,8 @@ def trained(method: str, world, context: BuildContext | None = None, **settings)
     factory = METHODS.get(method)
     loaded = load_model("mini-tiny", seed=0)
     torch.manual_seed(0)
-    model = factory.build(
-        loaded.model, factory.Settings(**settings), context or BuildContext(tokenizer)
+    model = build_method(
+        factory, loaded.model, factory.Settings(**settings), context or BuildContext(tokenizer)
     )
     config = TrainConfig(epochs=1, batch_size=8, lr=LR.get(method, 5e-3))
     train(model, tokenizer, pairs, [], config, seed=0, device=CPU)
@@ -114,7 +114,7 @@ def assert_same_hypotheses(model: AdaptedLM, tokenizer, sources: list[str], left
                 EndingSooner(model.scorer(), eos, 0.2), ids, mask, eos, config, banned
             )
             scorer = EndingSooner(model.scorer(), eos, 0.2)
-            with mock.patch("bench.adapted._reorder_on_append", lambda cache: None):
+            with mock.patch("bench.engine.adapted._reorder_on_append", lambda cache: None):
                 theirs = oracle_beam_search(scorer, ids, mask, eos, config, banned)
             assert ours == theirs, (config, banned)
             lengths |= {len(h) for h in ours}
@@ -135,7 +135,7 @@ def test_hybrids_decode_exactly_as_before(world):
     members = BuildContext(tokenizer, {"prefix": prefix, "finetune": finetune})
     for mix in ("probability", "loglinear"):
         factory = METHODS.get("ensemble")
-        ensemble = factory.build(finetune.base, factory.Settings(lam=0.3, mix=mix), members)
+        ensemble = build_method(factory, finetune.base, factory.Settings(lam=0.3, mix=mix), members)
         assert_same_hypotheses(ensemble.eval(), tokenizer, sources)
     cocktail = trained("cocktail", world, BuildContext(tokenizer, {"teacher": prefix}), beta=0.5)
     assert_same_hypotheses(cocktail, tokenizer, sources)
@@ -147,7 +147,9 @@ def test_bart_decodes_exactly_as_before(world, method):
     factory = METHODS.get(method)
     settings = {"length": 3, "mlp_hidden": 16} if method == "prefix" else {}
     torch.manual_seed(1)
-    model = factory.build(tiny_bart(tokenizer), factory.Settings(**settings), BuildContext())
+    model = build_method(
+        factory, tiny_bart(tokenizer), factory.Settings(**settings), BuildContext()
+    )
     assert_same_hypotheses(model.eval(), tokenizer, sources, left=False)
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.bundle import (
+from bench.results.bundle import (
     FORMAT,
     CellResults,
     ResultsSource,
@@ -29,7 +29,7 @@ from bench.bundle import (
     cell_entry,
     load_source,
 )
-from bench.compare import compare_sources
+from bench.results.compare import compare_sources
 from tests.conftest import TINY_GRID
 from tests.test_cli import ROOT, bench
 

@@ -10,10 +10,10 @@ import copy
 
 import pytest
 
-from bench import encoding
-from bench.encoding import encode_pair, encode_pairs, encode_source, encode_texts
-from bench.models import load_model
-from bench.spec import TrainConfig
+from bench.engine import encoding
+from bench.engine.encoding import encode_pair, encode_pairs, encode_source, encode_texts
+from bench.engine.loading import load_model
+from bench.spec.settings import TrainConfig
 
 TEXTS = [
     "name : The Golden Crown | Type : pub | price : £20-25",

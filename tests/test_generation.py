@@ -3,13 +3,13 @@
 import pytest
 import torch
 
-from bench.adapted import LMScorer
-from bench.encoding import encode_source
-from bench.generation import DecodeStats, decode_batches, generate, pad
-from bench.models import load_model
-from bench.precision import autocast
-from bench.registry import METHODS
-from bench.spec import DecodeConfig
+from bench.engine.adapted import LMScorer, build_method
+from bench.engine.encoding import encode_source
+from bench.engine.generation import DecodeStats, decode_batches, generate, pad
+from bench.engine.loading import load_model
+from bench.engine.precision import autocast
+from bench.spec.registry import METHODS
+from bench.spec.settings import DecodeConfig
 
 SOURCES = [
     "name : The Golden Crown | eatType : pub | food : Italian",
@@ -22,7 +22,7 @@ def adapted(method: str, **settings):
     loaded = load_model("mini-tiny", seed=0)
     factory = METHODS.get(method)
     torch.manual_seed(0)
-    return factory.build(loaded.model, factory.Settings(**settings)), loaded.tokenizer
+    return build_method(factory, loaded.model, factory.Settings(**settings)), loaded.tokenizer
 
 
 def test_greedy_matches_transformers_generate():

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from bench.errors import UserError
-from bench.grid import expand, load_grid, preset_names
+from bench.spec.grid import expand, load_grid, preset_names
 
 
 def write(tmp_path: Path, text: str) -> str:

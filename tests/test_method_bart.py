@@ -12,14 +12,14 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import BartConfig, BartForConditionalGeneration
 
-from bench.adapted import BuildContext, count
-from bench.data import DEV, TRAIN, training_pairs
-from bench.encoding import encode_pair, encode_source
-from bench.generation import generate
-from bench.models import load_model, meta_model
-from bench.registry import METHODS, TASKS
-from bench.spec import DecodeConfig, TrainConfig
-from bench.training import evaluate_loss, train
+from bench.engine.adapted import BuildContext, build_method, count
+from bench.engine.encoding import encode_pair, encode_source
+from bench.engine.generation import generate
+from bench.engine.loading import load_model, meta_model
+from bench.engine.training import evaluate_loss, train
+from bench.spec.registry import METHODS, TASKS
+from bench.spec.settings import DecodeConfig, TrainConfig
+from bench.spec.task import DEV, TRAIN, training_pairs
 
 CPU = torch.device("cpu")
 SOURCES = [
@@ -59,7 +59,7 @@ def tiny_bart(tokenizer, seed: int = 0) -> BartForConditionalGeneration:
 def build(method: str, base, tokenizer, **settings):
     factory = METHODS.get(method)
     torch.manual_seed(1)
-    return factory.build(base, factory.Settings(**settings), BuildContext(tokenizer)).eval()
+    return build_method(factory, base, factory.Settings(**settings), BuildContext(tokenizer)).eval()
 
 
 def source_batch(tokenizer, sources=SOURCES[:1]):

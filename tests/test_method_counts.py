@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.adapted import BuildContext, count
+from bench.engine.adapted import BuildContext, build_method, count
+from bench.engine.loading import load_model, meta_model
 from bench.errors import UserError
-from bench.models import load_model, meta_model
-from bench.registry import METHODS
+from bench.spec.registry import METHODS
 
 BASE = 354_823_168  # GPT-2 medium
 BLOCK = 12_596_224  # one of its 24 transformer blocks
@@ -17,8 +17,11 @@ BLOCK = 12_596_224  # one of its 24 transformer blocks
 def build(method: str, model=None, **settings):
     factory = METHODS.get(method)
     with torch.device("meta"):
-        return factory.build(
-            model or meta_model("random:gpt2-medium"), factory.Settings(**settings), BuildContext()
+        return build_method(
+            factory,
+            model or meta_model("random:gpt2-medium"),
+            factory.Settings(**settings),
+            BuildContext(),
         )
 
 
@@ -106,13 +109,13 @@ def test_words_initialization_starts_from_the_words_activations():
         cache = loaded.model(input_ids=torch.tensor([ids]), use_cache=True).past_key_values
     expected = torch.stack([torch.stack([la.keys[0], la.values[0]]) for la in cache.layers])
     settings = {"length": len(ids), "init": "words", "init_text": "table to text"}
-    flat = factory.build(loaded.model, factory.Settings(flat=True, **settings), context)
+    flat = build_method(factory, loaded.model, factory.Settings(flat=True, **settings), context)
     torch.testing.assert_close(flat.sites["prefix"].tensor(), expected)
     torch.manual_seed(0)
-    mlp = factory.build(loaded.model, factory.Settings(mlp_hidden=64, **settings), context)
+    mlp = build_method(factory, loaded.model, factory.Settings(mlp_hidden=64, **settings), context)
     torch.manual_seed(0)
-    untrained = factory.build(
-        loaded.model, factory.Settings(mlp_hidden=64, length=len(ids)), context
+    untrained = build_method(
+        factory, loaded.model, factory.Settings(mlp_hidden=64, length=len(ids)), context
     )
     fitted, start = (m.sites["prefix"].tensor().detach() for m in (mlp, untrained))
     error = torch.nn.functional.mse_loss
@@ -127,8 +130,11 @@ def test_a_longer_init_text_sets_the_prefix_length_and_a_shorter_one_repeats():
     text = "summarize the table below as one fluent text"
     ids = loaded.tokenizer.encode(text, add_special_tokens=False)
     assert len(ids) > 3
-    longer = factory.build(
-        loaded.model, factory.Settings(length=3, flat=True, init="words", init_text=text), context
+    longer = build_method(
+        factory,
+        loaded.model,
+        factory.Settings(length=3, flat=True, init="words", init_text=text),
+        context,
     )
     assert longer.prefix_length == len(ids)
     assert longer.derived_settings() == {
@@ -141,7 +147,8 @@ def test_a_longer_init_text_sets_the_prefix_length_and_a_shorter_one_repeats():
     expected = torch.stack([torch.stack([la.keys[0], la.values[0]]) for la in cache.layers])
     torch.testing.assert_close(longer.sites["prefix"].tensor(), expected)  # not cut
     length = 2 * len(ids) + 1
-    shorter = factory.build(
+    shorter = build_method(
+        factory,
         loaded.model,
         factory.Settings(length=length, flat=True, init="words", init_text=text),
         context,
@@ -158,8 +165,11 @@ def test_a_longer_init_text_sets_the_prefix_length_and_a_shorter_one_repeats():
 def test_infix_is_hidden_from_the_source():
     loaded = load_model("mini-tiny", seed=0)
     factory = METHODS.get("infix")
-    infix = factory.build(
-        loaded.model, factory.Settings(length=3, mlp_hidden=16), BuildContext(loaded.tokenizer)
+    infix = build_method(
+        factory,
+        loaded.model,
+        factory.Settings(length=3, mlp_hidden=16),
+        BuildContext(loaded.tokenizer),
     ).eval()
     eos = loaded.tokenizer.eos_token_id
     source = [*loaded.tokenizer.encode(" name : Vela | area : riverside"), eos]

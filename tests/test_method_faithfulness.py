@@ -13,14 +13,14 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from bench.adapted import BuildContext, count
-from bench.data import DEV, TRAIN, training_pairs
-from bench.encoding import encode_pair
-from bench.generation import generate
-from bench.models import load_model
-from bench.registry import METHODS, TASKS
-from bench.spec import DecodeConfig, TrainConfig
-from bench.training import evaluate_loss, train
+from bench.engine.adapted import BuildContext, build_method, count
+from bench.engine.encoding import encode_pair
+from bench.engine.generation import generate
+from bench.engine.loading import load_model
+from bench.engine.training import evaluate_loss, train
+from bench.spec.registry import METHODS, TASKS
+from bench.spec.settings import DecodeConfig, TrainConfig
+from bench.spec.task import DEV, TRAIN, training_pairs
 
 CPU = torch.device("cpu")
 SOURCES = [
@@ -46,8 +46,8 @@ def build(method: str, settings: dict):
     loaded = load_model("mini-tiny", seed=0)
     factory = METHODS.get(method)
     torch.manual_seed(0)
-    model = factory.build(
-        loaded.model, factory.Settings(**settings), BuildContext(loaded.tokenizer)
+    model = build_method(
+        factory, loaded.model, factory.Settings(**settings), BuildContext(loaded.tokenizer)
     )
     return model, loaded
 

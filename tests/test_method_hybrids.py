@@ -7,19 +7,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.adapted import IGNORE, BuildContext
-from bench.data import DEV, TRAIN, training_pairs
-from bench.encoding import encode_pair
+from bench.engine.adapted import IGNORE, BuildContext, build_method
+from bench.engine.encoding import encode_pair
+from bench.engine.generation import generate
+from bench.engine.loading import load_model
+from bench.engine.training import collate, train
 from bench.errors import UserError
-from bench.generation import generate
-from bench.grid import expand, load_grid
 from bench.methods.prefix.model import layer_cache
-from bench.models import load_model
-from bench.registry import METHODS, TASKS
-from bench.runner import run_cells
-from bench.spec import DecodeConfig, TrainConfig
-from bench.store import Store
-from bench.training import collate, train
+from bench.results.store import Store
+from bench.run.runner import run_cells
+from bench.spec.grid import expand, load_grid
+from bench.spec.registry import METHODS, TASKS
+from bench.spec.settings import DecodeConfig, TrainConfig
+from bench.spec.task import DEV, TRAIN, training_pairs
 
 CPU = torch.device("cpu")
 SOURCES = [
@@ -63,7 +63,9 @@ def adapted(method: str, context: BuildContext | None = None, **settings):
     factory = METHODS.get(method)
     torch.manual_seed(0)
     context = context or BuildContext(loaded.tokenizer)
-    return factory.build(loaded.model, factory.Settings(**settings), context), loaded.tokenizer
+    return build_method(
+        factory, loaded.model, factory.Settings(**settings), context
+    ), loaded.tokenizer
 
 
 def test_the_grid_runs_dependencies_first_and_once(tmp_path):

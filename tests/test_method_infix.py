@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.adapted import BuildContext
+from bench.engine.adapted import BuildContext, build_method
+from bench.engine.loading import load_model
 from bench.methods.prefix.model import layer_cache
-from bench.models import load_model
-from bench.registry import METHODS
+from bench.spec.registry import METHODS
 
 SOURCES = [  # sources of different lengths, so that padding shows
     " name : Vela | area : riverside",
@@ -21,8 +21,11 @@ def build():
     loaded = load_model("mini-tiny", seed=0)
     factory = METHODS.get("infix")
     torch.manual_seed(0)
-    model = factory.build(
-        loaded.model, factory.Settings(length=3, mlp_hidden=16), BuildContext(loaded.tokenizer)
+    model = build_method(
+        factory,
+        loaded.model,
+        factory.Settings(length=3, mlp_hidden=16),
+        BuildContext(loaded.tokenizer),
     ).eval()
     with torch.no_grad():  # the MLP's offsets start small: make them matter
         model.sites["prefix"].mlp[3].weight.mul_(30)

@@ -6,8 +6,8 @@ import json
 import sys
 
 from bench import cli
-from bench.params import parameter_table
-from bench.registry import METHODS
+from bench.engine.params import parameter_table
+from bench.spec.registry import METHODS
 
 
 def bench(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:

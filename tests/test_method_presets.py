@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from bench.engine.generation import beam_search, newline_tokens
+from bench.engine.loading import load_model
 from bench.errors import UserError
-from bench.generation import beam_search, newline_tokens
-from bench.grid import expand, load_grid
-from bench.models import load_model
-from bench.registry import METHODS
-from bench.spec import DecodeConfig
+from bench.spec.grid import expand, load_grid
+from bench.spec.registry import METHODS
+from bench.spec.settings import DecodeConfig
 
 
 def test_table1_has_each_method_once_per_task_with_its_hyperparameters():

@@ -3,14 +3,14 @@
 import pytest
 import torch
 
-from bench.adapted import count
-from bench.models import load_model, meta_model
-from bench.registry import METHODS
+from bench.engine.adapted import build_method, count
+from bench.engine.loading import load_model, meta_model
+from bench.spec.registry import METHODS
 
 
 def build(method: str, model, **settings):
     factory = METHODS.get(method)
-    return factory.build(model, factory.Settings(**settings))
+    return build_method(factory, model, factory.Settings(**settings))
 
 
 def test_prefix_counts_on_gpt2_medium_match_the_paper_arithmetic():

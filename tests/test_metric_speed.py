@@ -167,7 +167,8 @@ def test_answers_to_kept_lines_are_read_back_and_parts_keep_their_order(tmp_path
 
 def test_bench_score_imports_neither_pandas_nor_numba_nor_torch():
     code = (
-        "import sys, bench.cli, bench.scoring, bench.reports.terminal, bench.metrics.suites; "
+        "import sys, bench.cli, bench.results.scoring, bench.reports.terminal, "
+        "bench.metrics.suites; "
         "print([m for m in ('pandas', 'numba', 'torch', 'scipy', 'nltk') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -175,8 +176,8 @@ def test_bench_score_imports_neither_pandas_nor_numba_nor_torch():
 
 
 def test_score_without_split_reads_each_split_once(tmp_path, monkeypatch):
-    from bench.registry import TASKS
-    from bench.scoring import score_file
+    from bench.results.scoring import score_file
+    from bench.spec.registry import TASKS
 
     task_class = TASKS.get("mini-webnlg")
     full = tmp_path / "all.txt"
@@ -196,8 +197,8 @@ def test_score_without_split_reads_each_split_once(tmp_path, monkeypatch):
 
 @pytest.mark.slow  # two `bench score` processes
 def test_perf_times_bench_score_as_a_user_runs_it(tmp_path):
-    from bench.perf import _timed_score
-    from bench.registry import TASKS
+    from bench.perf.timing import _timed_score
+    from bench.spec.registry import TASKS
 
     predictions = tmp_path / "unseen.txt"
     examples = TASKS.get("mini-webnlg")().load("test_unseen")

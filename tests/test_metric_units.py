@@ -25,7 +25,7 @@ from bench.metrics.mteval import tokenize as mteval_tokenize
 from bench.metrics.multibleu import MultiBleu
 from bench.metrics.suites import SUITES, score_suite
 from bench.metrics.ter import Ter, edits
-from bench.registry import TASKS
+from bench.spec.registry import TASKS
 from tests.shared_data import metric_vectors_dir, shared_data_dir
 
 REFS = [["The cat sat on the mat.", "A cat was sitting on the mat."], ["Dogs bark at night."]]
@@ -311,7 +311,7 @@ def test_score_without_split_scores_every_split_cut_from_one_file_of_the_full_te
 
 
 def test_score_without_split_names_the_line_counts_it_takes(tmp_path):
-    from bench.scoring import score_file
+    from bench.results.scoring import score_file
 
     predictions = tmp_path / "p.txt"
     predictions.write_text("a\nb\n")
@@ -351,7 +351,7 @@ def test_score_webnlg_challenge_file_gives_seen_unseen_and_all(tmp_path):
 
 
 def test_score_reads_crlf_files_and_reports_missing_ones(tmp_path):
-    from bench.scoring import read_predictions
+    from bench.results.scoring import read_predictions
 
     path = tmp_path / "crlf.txt"
     path.write_bytes(b"a b\r\n\r\nc\r\n")

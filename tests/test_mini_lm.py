@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from bench.checkpoints import checkpoint_id
 from bench.errors import UserError
 from bench.mini import config
 from bench.mini.config import MANIFEST, MINI_LMS, manifest, shipped_dir
 from bench.mini.lm import LEARNED, build, checkpoint_dir, weights_digest
+from bench.spec.model_specs import checkpoint_id
 from tests.test_cli import ROOT, bench
 
 

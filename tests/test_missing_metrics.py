@@ -11,20 +11,20 @@ import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
-from bench import runner
-from bench.cell import CellData, score_outputs
 from bench.cli import app
-from bench.grid import expand, load_grid
+from bench.engine.cell import CellData, score_outputs
+from bench.engine.record import CellRecord, ParamCounts, Prediction, Score
 from bench.metrics import MetricUnavailable
 from bench.metrics.bleu import SacreBleu
 from bench.metrics.suites import missing, score_suite
-from bench.record import CellRecord, ParamCounts, Prediction, Score
-from bench.registry import TASKS
 from bench.reports.frame import Missing, missing_metrics, results_frame
 from bench.reports.layouts import tables
 from bench.reports.report import write_report
 from bench.reports.terminal import results_summary
-from bench.store import MISSING_METRICS, Store
+from bench.results.store import MISSING_METRICS, Store
+from bench.run import runner
+from bench.spec.grid import expand, load_grid
+from bench.spec.registry import TASKS
 
 NO_JAVA = (
     "needs Java, which is not on PATH: install a Java runtime (8+) on PATH, e.g. "

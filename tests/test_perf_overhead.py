@@ -9,9 +9,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
-import bench.perf
+import bench.perf.timing
 from bench.cli import app
-from bench.perf import overhead_benchmark, overhead_lines
+from bench.perf.timing import overhead_benchmark, overhead_lines
 
 KEYS = {"harness_tokens_per_s", "bare_tokens_per_s", "ratio", "cpu_ratio", "identical", "tokens"}
 
@@ -36,8 +36,10 @@ def test_both_loops_train_the_same_weights_and_losses(tiny_result):
 
 def test_a_loop_fed_other_batches_is_reported_as_not_identical(monkeypatch):
     """The check has teeth: the bare loop on the same batches in reverse order ends elsewhere."""
-    step_order = bench.perf._step_order
-    monkeypatch.setattr(bench.perf, "_step_order", lambda *args: list(reversed(step_order(*args))))
+    step_order = bench.perf.timing._step_order
+    monkeypatch.setattr(
+        bench.perf.timing, "_step_order", lambda *args: list(reversed(step_order(*args)))
+    )
     result = overhead_benchmark("mini-tiny", steps=2, warm=0, rounds=1)
     assert result["identical"] is False
     assert result["final_loss"]["harness"] != result["final_loss"]["bare"]
@@ -45,7 +47,7 @@ def test_a_loop_fed_other_batches_is_reported_as_not_identical(monkeypatch):
 
 
 def test_the_command_prints_a_summary_or_json(monkeypatch, tiny_result):
-    monkeypatch.setattr(bench.perf, "overhead_benchmark", lambda: tiny_result)
+    monkeypatch.setattr(bench.perf.timing, "overhead_benchmark", lambda: tiny_result)
     summary = CliRunner().invoke(app, ["perf", "--overhead"])
     assert summary.exit_code == 0, summary.output
     assert "harness_tokens_per_s" in summary.output and "yes, bit for bit" in summary.output

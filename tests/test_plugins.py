@@ -19,9 +19,9 @@ from tests.conftest import TINY_GRID
 # BitFit (Ben Zaken et al., 2022): only the bias terms are trained and stored. A whole method in
 # one small file of the user's own package, registered in one call.
 BITFIT = """
-from bench.adapted import AdaptedLM, load_trained_state, trained_state
-from bench.registry import register_method
-from bench.spec import MethodSettings
+from bench.engine.adapted import AdaptedLM, load_trained_state, trained_state
+from bench.spec.registry import register_method
+from bench.spec.settings import MethodSettings
 
 
 class BitFitSettings(MethodSettings):

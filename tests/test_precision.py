@@ -11,14 +11,11 @@ import pytest
 import torch
 from transformers import get_linear_schedule_with_warmup
 
-from bench.data import TRAIN, training_pairs
-from bench.encoding import encode_pair, encode_pairs
-from bench.errors import UserError
-from bench.models import load_model
-from bench.precision import autocast, resolve_precision
-from bench.registry import METHODS, TASKS
-from bench.spec import TrainConfig
-from bench.training import (
+from bench.engine.adapted import build_method
+from bench.engine.encoding import encode_pair, encode_pairs
+from bench.engine.loading import load_model
+from bench.engine.precision import autocast, resolve_precision
+from bench.engine.training import (
     LOG_EVERY,
     TrainingDiverged,
     collate,
@@ -26,6 +23,10 @@ from bench.training import (
     make_optimization,
     train,
 )
+from bench.errors import UserError
+from bench.spec.registry import METHODS, TASKS
+from bench.spec.settings import TrainConfig
+from bench.spec.task import TRAIN, training_pairs
 
 CPU = torch.device("cpu")
 CUDA = torch.device("cuda")  # only named: nothing here runs on it
@@ -36,11 +37,15 @@ def setup(method: str = "finetune", examples: int = 12, **settings):
     loaded = load_model("mini-tiny", seed=0)
     factory = METHODS.get(method)
     pairs = training_pairs(TASKS.get("mini-e2e")().load(TRAIN)[:examples])
-    return factory.build(loaded.model, factory.Settings(**settings)), loaded.tokenizer, pairs
+    return (
+        build_method(factory, loaded.model, factory.Settings(**settings)),
+        loaded.tokenizer,
+        pairs,
+    )
 
 
 def old_loop(model, tokenizer, pairs, config: TrainConfig, seed: int) -> list[tuple[int, float]]:
-    """`bench.training.train` as it was before issue 16 (no dev loss, no checkpoints): fp32,
+    """`bench.engine.training.train` as it was before issue 16 (no dev loss, no checkpoints): fp32,
     default AdamW, each micro-batch's loss read on the host and checked as it came."""
     torch.manual_seed(seed)
     order_rng = random.Random(seed)

@@ -81,7 +81,7 @@ def test_without_ray_the_executor_says_how_to_get_it(monkeypatch, tmp_path):
     import builtins
 
     from bench.errors import UserError
-    from bench.ray_executor import RayExecutor, RayOptions
+    from bench.run.ray_executor import RayExecutor, RayOptions
 
     real_import = builtins.__import__
 

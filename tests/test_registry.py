@@ -1,10 +1,10 @@
 import pytest
 
-from bench.data import Task
 from bench.errors import UserError
-from bench.method import Method
 from bench.metrics.suites import SUITES, Suite
-from bench.registry import METHODS, TASKS, Registry
+from bench.spec.method_entry import Method
+from bench.spec.registry import METHODS, TASKS, Registry
+from bench.spec.task import Task
 
 
 def test_modules_register_themselves():

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from bench import runner
-from bench import store as store_module
-from bench.cell import failure_reason, run_cell
+from bench.engine.cell import failure_reason, run_cell
+from bench.engine.record import CellRecord, ParamCounts, Prediction, Score
+from bench.engine.training import Checkpointing
 from bench.errors import UserError
-from bench.grid import expand, load_grid
-from bench.record import CellRecord, ParamCounts, Prediction, Score
-from bench.store import Store, check_results_dir, owner_alive
-from bench.training import Checkpointing
+from bench.results import store as store_module
+from bench.results.store import Store, check_results_dir, owner_alive
+from bench.run import runner
+from bench.spec.grid import expand, load_grid
 from tests.conftest import SLOW_GRID, TINY_GRID
 from tests.runs import bench_process, check_consistent, finished, predictions
 

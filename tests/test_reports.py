@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
+from bench.engine.record import ParamCounts, Score
 from bench.errors import UserError
-from bench.record import ParamCounts, Score
 from bench.reports.frame import results_frame
 from bench.reports.layouts import extrapolation, lowdata, matrix, prefix_length, table1
 from bench.reports.plots import pareto_front
 from bench.reports.report import write_report
 from bench.reports.table import Column, Row, Table, latex_escape, to_latex, to_markdown
 from bench.reports.terminal import column_groups
-from bench.store import Store
+from bench.results.store import Store
 
 BASE = 354_823_168  # gpt2-medium
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from bench import runner
-from bench.grid import expand, load_grid
-from bench.record import CellRecord, ParamCounts, Prediction, Score
-from bench.store import Store
-from bench.training import TrainingDiverged
+from bench.engine.record import CellRecord, ParamCounts, Prediction, Score
+from bench.engine.training import TrainingDiverged
+from bench.results.store import Store
+from bench.run import runner
+from bench.spec.grid import expand, load_grid
 
 
 def fake_run_cell(failing: dict[int, BaseException]):

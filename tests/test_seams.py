@@ -1,5 +1,6 @@
-"""The package's shape: one import package, a torch-free spec layer, no import cycles, small
-functions, and no module reaching the project's folders by their top-level names."""
+"""The package's shape: one import package in layers whose imports point one way (down), a
+torch-free spec layer and plugin API, no import cycles, small functions, and no module reaching
+the project's folders by their top-level names."""
 
 from __future__ import annotations
 
@@ -16,6 +17,21 @@ ROOT = Path(__file__).resolve().parent.parent
 FOLDERS = {"bench": "bench", "tasks": "bench.tasks", "methods": "bench.methods",
            "reports": "bench.reports", "grids": "bench.grids"}  # fmt: skip
 MAX_FUNCTION_LINES = 80
+MAX_TOP_LEVEL_MODULES = 8
+# Bottom to top: a module may import its own layer and the ones below, never one above.
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("base", ("bench.errors", "bench.progress", "bench.cache")),
+    ("mini world", ("bench.mini",)),
+    ("spec", ("bench.spec", "bench.grids")),
+    ("data", ("bench.data", "bench.tasks")),
+    ("metrics", ("bench.metrics",)),
+    ("engine", ("bench.engine", "bench.methods")),
+    ("results", ("bench.results",)),
+    ("reports", ("bench.reports",)),
+    ("run", ("bench.run",)),
+    ("perf", ("bench.perf",)),
+    ("command line and API", ("bench.cli", "bench.__main__", "bench.plugin", "bench")),
+]
 IGNORED = (".git", "build", "results", "*.egg-info", "__pycache__", ".*_cache", ".tox", ".venv")
 
 
@@ -29,6 +45,34 @@ def project_modules() -> dict[str, Path]:
                 parts = parts[:-1]
             modules[".".join((package, *parts))] = path
     return modules
+
+
+def layer_of(module: str) -> int:
+    """The index in LAYERS of the layer that holds `module` (its longest matching prefix)."""
+    matches = [
+        (len(prefix), index)
+        for index, (_, prefixes) in enumerate(LAYERS)
+        for prefix in prefixes
+        if module == prefix or module.startswith(prefix + ".")
+    ]
+    if not matches:
+        raise AssertionError(f"{module} is in no layer: add it to LAYERS")
+    return max(matches)[1]
+
+
+def all_imports(path: Path, modules: dict[str, Path]) -> list[tuple[int, str]]:
+    """(line, module) of every project module imported anywhere in the file: at module level,
+    under TYPE_CHECKING, inside functions. `from a import b` counts `a.b` where that is a
+    module, else `a`."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            for alias in node.names:
+                name = f"{node.module}.{alias.name}"
+                found.append((node.lineno, name if name in modules else node.module))
+    return [(line, name) for line, name in found if name in modules]
 
 
 def module_level_imports(path: Path) -> list[str]:
@@ -69,18 +113,57 @@ def test_the_import_graph_has_no_cycle():
     for name in sorted(graph):
         if name not in state:
             visit(name, [name])
-    assert graph["bench.cell"] and graph["bench.generation"]  # the scan sees real edges
+    assert graph["bench.engine.cell"] and graph["bench.engine.generation"]  # it sees real edges
 
 
 def test_the_scan_reads_type_checking_imports_and_skips_functions(tmp_path):
     module = tmp_path / "m.py"
     module.write_text(
-        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from bench.cell import run_cell\n"
-        "def f():\n    from bench.runner import run_cells\n"
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+        "    from bench.engine.cell import run_cell\n"
+        "def f():\n    from bench.run import runner\n"
     )
     assert sorted(module_level_imports(module)) == [
-        "bench.cell", "bench.cell.run_cell", "typing", "typing.TYPE_CHECKING"
+        "bench.engine.cell", "bench.engine.cell.run_cell", "typing", "typing.TYPE_CHECKING"
     ]  # fmt: skip
+    modules = project_modules()
+    assert all_imports(module, modules) == [(3, "bench.engine.cell"), (5, "bench.run.runner")]
+
+
+def test_imports_point_down_the_layers():
+    """Spec at the bottom; data, metrics and the engine above it; results, reports and the run
+    layer above those; the measuring tools and the command line on top. Function-level and
+    TYPE_CHECKING imports count: a lazy import upwards is still an upward dependency."""
+    modules = project_modules()
+    upward = [
+        f"{name}:{line} ({LAYERS[layer_of(name)][0]}) imports {target} "
+        f"({LAYERS[layer_of(target)][0]})"
+        for name, path in modules.items()
+        for line, target in all_imports(path, modules)
+        if layer_of(target) > layer_of(name)
+    ]
+    assert not upward, "\n".join(upward)
+    assert layer_of("bench.engine.cell") > layer_of("bench.spec.grid")  # the map is read
+
+
+def test_nothing_below_the_measuring_tools_imports_them():
+    modules = project_modules()
+    users = {
+        name
+        for name, path in modules.items()
+        for _, target in all_imports(path, modules)
+        if target.startswith("bench.perf") and not name.startswith("bench.perf")
+    }
+    assert users <= {"bench.cli"}, users
+
+
+def test_at_most_eight_modules_sit_directly_in_bench():
+    top = sorted(p.name for p in (ROOT / "bench").glob("*.py"))
+    assert len(top) <= MAX_TOP_LEVEL_MODULES, top
+    for folder in (ROOT / "bench").iterdir():
+        if folder.is_dir() and (folder / "__init__.py").is_file():
+            doc = ast.get_docstring(ast.parse((folder / "__init__.py").read_text()))
+            assert doc and "import" in doc, f"{folder.name}/__init__.py says what it may import"
 
 
 def test_no_module_imports_the_folders_by_their_top_level_names():
@@ -103,7 +186,7 @@ def test_no_function_is_longer_than_80_lines():
 
 def test_loading_a_grid_imports_neither_torch_nor_transformers():
     code = (
-        "import sys; from bench.grid import expand, load_grid; spec = load_grid('mini')[0]; "
+        "import sys; from bench.spec.grid import expand, load_grid; spec = load_grid('mini')[0]; "
         "expand(spec); load_grid('cocktails'); "
         "print('torch' in sys.modules, 'transformers' in sys.modules, 'pandas' in sys.modules)"
     )
@@ -129,15 +212,15 @@ def test_the_wheel_installs_one_package_named_bench(tmp_path):
         "bench/methods/prefix/model.py",
         "bench/reports/data/paper_results.yaml",
         "bench/grids/mini.yaml",
-        "bench/data_sources.json",
+        "bench/data/sources.json",
     ):
         assert expected in names
     # Installed from the wheel alone (no source tree on the path), the subpackages resolve.
     target = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(target)
     code = (
-        "import bench.tasks.e2e, bench.reports.paper; from bench.grid import load_grid;"
-        "from bench.registry import METHODS; print(load_grid('mini')[0].name, "
+        "import bench.tasks.e2e, bench.reports.paper; from bench.spec.grid import load_grid;"
+        "from bench.spec.registry import METHODS; print(load_grid('mini')[0].name, "
         "METHODS.get('prefix').Settings().length, bench.tasks.e2e.__file__)"
     )
     out = subprocess.run(

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from bench.record import ParamCounts, Score
-from bench.store import SCHEMA, Store
+from bench.engine.record import ParamCounts, Score
+from bench.results.store import SCHEMA, Store
 
 CONFIG = {
     "task": "t",

@@ -13,11 +13,11 @@ import bench.tasks.dart
 import bench.tasks.e2e
 import bench.tasks.webnlg
 import bench.tasks.xsum
-from bench.data import Example
-from bench.download import download, sources
+from bench.data.download import download, sources
 from bench.errors import UserError
-from bench.grid import GridSpec, expand
-from bench.registry import TASKS
+from bench.spec.grid import GridSpec, expand
+from bench.spec.registry import TASKS
+from bench.spec.task import Example
 from tests.shared_data import shared_data_dir
 
 # --- hub schemas (rows built with `datasets`, as `load_dataset` would return them) ------------
@@ -232,7 +232,7 @@ def write_xsum_metadata(root: Path, url_file: str) -> None:
 
 @pytest.mark.parametrize("url_file", ["XSum-WebArxiveUrls-BBCids.txt", "XSum-WebArxiveUrls.txt"])
 def test_data_stats_reports_topic_pools_from_metadata_alone(tmp_path, url_file):
-    from bench.datastats import all_stats
+    from bench.data.stats import all_stats
 
     write_xsum_metadata(tmp_path, url_file)
     stats = all_stats(tmp_path, ["xsum-news-sports", "xsum-within-news"])
@@ -256,7 +256,7 @@ def test_data_stats_reports_topic_pools_from_metadata_alone(tmp_path, url_file):
 
 
 def test_data_stats_caps_test_pools_at_the_sample_size(tmp_path, monkeypatch):
-    from bench.datastats import all_stats
+    from bench.data.stats import all_stats
 
     write_xsum_metadata(tmp_path, "XSum-WebArxiveUrls.txt")
     monkeypatch.setattr(bench.tasks.xsum, "TEST_SAMPLE", 2)
@@ -268,7 +268,7 @@ def test_data_stats_caps_test_pools_at_the_sample_size(tmp_path, monkeypatch):
 def test_data_stats_table_prints_the_topic_pools(tmp_path):
     from rich.console import Console
 
-    from bench.datastats import all_stats
+    from bench.data.stats import all_stats
     from bench.reports import terminal
 
     write_xsum_metadata(tmp_path, "XSum-WebArxiveUrls.txt")
@@ -305,7 +305,7 @@ def test_xsum_topics_name_the_missing_ids_when_the_url_files_are_partial(tmp_pat
 
 
 def test_data_stats_reports_a_damaged_url_file_as_the_pools_reason(tmp_path):
-    from bench.datastats import all_stats
+    from bench.data.stats import all_stats
 
     write_xsum_metadata(tmp_path, "XSum-WebArxiveUrls.txt")
     with (tmp_path / "xsum" / "XSum-WebArxiveUrls.txt").open("a") as handle:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from unidecode import unidecode
 
-from bench.registry import TASKS
+from bench.spec.registry import TASKS
 from bench.tasks.e2e import E2E
 from bench.tasks.webnlg import SEEN, UNSEEN, WebNLG
 from bench.tasks.xsum import process_url

@@ -14,14 +14,14 @@ import torch
 from click.testing import CliRunner
 from transformers import GPT2Config, GPT2LMHeadModel
 
-import bench.perf
-import bench.throughput
-from bench.adapted import AdaptedLM, BuildContext
-from bench.cell import build
+import bench.perf.device
+import bench.perf.timing
 from bench.cli import app, main
-from bench.perf import _bare_loop, _harness_loop, _overhead_cell, _step_order
-from bench.registry import METHODS
-from bench.throughput import METHODS_MEASURED, Flops, Scale, flops_per_token, peak_of
+from bench.engine.adapted import AdaptedLM, BuildContext, build_method
+from bench.engine.cell import build
+from bench.perf.device import METHODS_MEASURED, Flops, Scale, flops_per_token, peak_of
+from bench.perf.timing import _bare_loop, _harness_loop, _overhead_cell, _step_order
+from bench.spec.registry import METHODS
 
 TINY = Scale(seq_len=16, train_batches=(2,), steps=1, warm=1, decode_batches=(2,),
              new_tokens=2, prompt_tokens=6)  # fmt: skip
@@ -32,7 +32,7 @@ KEYS = {"device", "gpu", "model", "precision", "sequence_length", "train_batches
 
 def run_command(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
     """`python -m bench perf ARGS` in this process, on CPU at the tiny sizes."""
-    monkeypatch.setattr(bench.throughput, "CPU_SCALE", TINY)
+    monkeypatch.setattr(bench.perf.device, "CPU_SCALE", TINY)
     monkeypatch.setattr(sys, "argv", ["bench", "perf", *args])
     code = 0
     try:
@@ -47,7 +47,7 @@ def run_command(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
 def printed() -> dict:
     """`perf --device cpu --model mini-tiny --peak-tflops 0.5 --json` at the tiny sizes."""
     with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setattr(bench.throughput, "CPU_SCALE", TINY)
+        monkeypatch.setattr(bench.perf.device, "CPU_SCALE", TINY)
         result = CliRunner().invoke(
             app, ["perf", "--device", "cpu", "--model", "mini-tiny", "--peak-tflops", "0.5",
                   "--json"],
@@ -86,11 +86,11 @@ def test_mfu_is_computed_from_the_given_peak_and_n_a_without_one(printed):
         for side in ("harness", "plain"):
             flops = row["flops_per_token"]["total"] * row[side]["tokens_per_s"]
             assert row[side]["mfu"] == pytest.approx(flops / 0.5e12, abs=1e-4)
-    alone = bench.throughput.throughput_benchmark("cpu", "mini-tiny", scale=TINY,
+    alone = bench.perf.device.throughput_benchmark("cpu", "mini-tiny", scale=TINY,
                                                   methods=("lora",))  # fmt: skip
     assert [row["method"] for row in alone["training"]] == ["lora"]
     assert alone["peak_tflops"] is None and alone["training"][0]["harness"]["mfu"] is None
-    table = bench.throughput.throughput_table(alone)
+    table = bench.perf.device.throughput_table(alone)
     assert "MFU n/a" in table and "n/a on CPU" in table and "lora" in table
 
 
@@ -123,7 +123,7 @@ def tiny_model(method: str, **settings: object) -> AdaptedLM:
     torch.manual_seed(0)
     base = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=8, n_head=2, vocab_size=10, n_positions=32))
     entry = METHODS.get(method)
-    return entry.build(base, entry.Settings(**settings), BuildContext())
+    return build_method(entry, base, entry.Settings(**settings), BuildContext())
 
 
 def test_flops_per_token_match_a_hand_count():
@@ -175,10 +175,10 @@ def test_the_plain_loop_trains_in_the_harness_precision(precision):
 def test_on_a_gpu_the_clock_waits_for_the_device_once(monkeypatch):
     waits: list[torch.device] = []
     monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: waits.append(device))
-    clock = bench.perf._StepClock(sync_at=2, device=torch.device("cuda"))
+    clock = bench.perf.timing._StepClock(sync_at=2, device=torch.device("cuda"))
     task = clock.add_task("training", total=4)
     for _ in range(4):
         clock.update(task, advance=1)
     assert len(clock.stamps) == 4 and waits == [torch.device("cuda")]
-    bench.perf.now(torch.device("cpu"))
+    bench.perf.timing.now(torch.device("cpu"))
     assert len(waits) == 1

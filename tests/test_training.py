@@ -3,12 +3,13 @@
 import pytest
 import torch
 
-from bench.data import DEV, TRAIN, training_pairs
-from bench.encoding import encode_pair
-from bench.models import load_model
-from bench.registry import METHODS, TASKS
-from bench.spec import TrainConfig
-from bench.training import IGNORE, TrainingDiverged, evaluate_loss, train
+from bench.engine.adapted import build_method
+from bench.engine.encoding import encode_pair
+from bench.engine.loading import load_model
+from bench.engine.training import IGNORE, TrainingDiverged, evaluate_loss, train
+from bench.spec.registry import METHODS, TASKS
+from bench.spec.settings import TrainConfig
+from bench.spec.task import DEV, TRAIN, training_pairs
 
 CPU = torch.device("cpu")
 
@@ -19,7 +20,12 @@ def setup(method: str, **settings):
     task = TASKS.get("mini-e2e")()
     pairs = training_pairs(task.load(TRAIN)[:60])
     dev = training_pairs(task.load(DEV)[:10])
-    return factory.build(loaded.model, factory.Settings(**settings)), loaded.tokenizer, pairs, dev
+    return (
+        build_method(factory, loaded.model, factory.Settings(**settings)),
+        loaded.tokenizer,
+        pairs,
+        dev,
+    )
 
 
 @pytest.mark.parametrize(
@@ -72,7 +78,7 @@ def test_the_dev_loss_is_scored_only_when_asked(monkeypatch):
     def never(*args, **kwargs):
         raise AssertionError("a dev loss was scored though none was asked for")
 
-    monkeypatch.setattr("bench.training.evaluate_loss", never)
+    monkeypatch.setattr("bench.engine.training.evaluate_loss", never)
     unasked, *_ = setup("finetune")
     unencodable = [(None, None)]  # encoding it would raise: proof that it is never encoded
     config = TrainConfig(epochs=2, lr=1e-3, batch_size=8)

@@ -10,13 +10,13 @@ import json
 import pytest
 import torch
 
-from bench.adapted import AdaptedLM
-from bench.cell import CellFailed, failure_reason, run_cell, train_batch, training_notes
+from bench.engine.adapted import AdaptedLM
+from bench.engine.cell import CellFailed, failure_reason, run_cell, train_batch, training_notes
+from bench.engine.training import Checkpointing, TrainResult, train
 from bench.errors import UserError
-from bench.grid import expand, load_grid
-from bench.spec import Cell, TrainConfig
-from bench.store import Store, write_record
-from bench.training import Checkpointing, TrainResult, train
+from bench.results.store import Store, write_record
+from bench.spec.grid import expand, load_grid
+from bench.spec.settings import Cell, TrainConfig
 from tests.test_precision import setup
 
 CPU = torch.device("cpu")

@@ -1,8 +1,8 @@
 """The mini world: deterministic, varied, and faithful to its inputs."""
 
-from bench.data import DEV, TRAIN
 from bench.mini import world
-from bench.registry import TASKS
+from bench.spec.registry import TASKS
+from bench.spec.task import DEV, TRAIN
 
 
 def test_domains_and_their_split():

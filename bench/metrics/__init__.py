@@ -9,6 +9,9 @@ or a paired comparison never re-runs the expensive part.
 
 Metrics are grouped into suites (`bench.metrics.suites`): a task names its suite, which fixes
 the official metrics, their preprocessing and their scales.
+
+The metrics layer may import the spec layer (the suite registry) and below; the engine, the
+results and the reports score with it.
 """
 
 from __future__ import annotations

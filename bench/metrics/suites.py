@@ -35,7 +35,7 @@ from bench.metrics.mteval import MtevalBleu, MtevalNist
 from bench.metrics.multibleu import MultiBleu
 from bench.metrics.rouge import RougeScore
 from bench.metrics.ter import Ter
-from bench.registry import Registry
+from bench.spec.registry import Registry
 
 View = tuple[list[str], list[list[str]]]
 Prepare = Callable[[Sequence[str], References], View]

@@ -1,7 +1,7 @@
 """Adapter-tuning (Houlsby et al., 2019) through the `adapters` library (AdapterHub)."""
 
 from bench.methods.adapter.config import AdapterSettings
-from bench.registry import register_method
+from bench.spec.registry import register_method
 
 register_method(
     "adapter",

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from bench.spec import MethodSettings
+from bench.spec.settings import MethodSettings
 
 
 class AdapterSettings(MethodSettings):

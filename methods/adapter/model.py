@@ -28,7 +28,7 @@ import torch
 from adapters import BnConfig, DoubleSeqBnConfig, SeqBnConfig
 from transformers import PreTrainedModel
 
-from bench.adapted import AdaptedLM, BuildContext, count, load_trained_state, trained_state
+from bench.engine.adapted import AdaptedLM, BuildContext, count, load_trained_state, trained_state
 from bench.methods.adapter.config import AdapterSettings
 
 LI_LIANG = partial(

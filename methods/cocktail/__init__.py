@@ -1,7 +1,7 @@
 """Cocktail fine-tuning (Hewitt et al., 2021): fine-tuning distilled from a prefix-tuned teacher."""
 
 from bench.methods.cocktail.config import CocktailSettings
-from bench.registry import register_method
+from bench.spec.registry import register_method
 
 register_method(
     "cocktail",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from bench.spec import Dependency, MethodSettings
+from bench.spec.settings import Dependency, MethodSettings
 
 
 class CocktailSettings(MethodSettings):

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
-from bench.adapted import IGNORE, AdaptedLM, Batch, BuildContext, target_loss
+from bench.engine.adapted import IGNORE, AdaptedLM, Batch, BuildContext, target_loss
 from bench.methods.cocktail.config import CocktailSettings
 
 

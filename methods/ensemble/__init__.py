@@ -1,7 +1,7 @@
 """Ensemble (Hewitt et al., 2021): a prefix-tuned and a fine-tuned model mixed while decoding."""
 
 from bench.methods.ensemble.config import EnsembleSettings
-from bench.registry import register_method
+from bench.spec.registry import register_method
 
 register_method(
     "ensemble",

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from bench.spec import Dependency, MethodSettings
+from bench.spec.settings import Dependency, MethodSettings
 
 
 class EnsembleSettings(MethodSettings):

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel
 
-from bench.adapted import AdaptedLM, BuildContext, Scorer
+from bench.engine.adapted import AdaptedLM, BuildContext, Scorer
 from bench.methods.ensemble.config import EnsembleSettings
 
 

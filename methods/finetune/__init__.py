@@ -1,7 +1,7 @@
 """Full fine-tuning: every base parameter is trained and the whole model is stored."""
 
 from bench.methods.finetune.config import FinetuneSettings
-from bench.registry import register_method
+from bench.spec.registry import register_method
 
 register_method(
     "finetune",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from transformers import PreTrainedModel
 
-from bench.adapted import AdaptedLM, BuildContext
+from bench.engine.adapted import AdaptedLM, BuildContext
 from bench.methods.finetune.config import FinetuneSettings
 
 

@@ -1,7 +1,7 @@
 """FT-top: fine-tune only the top k transformer blocks (the paper's FT-TOP2 baseline, k = 2)."""
 
 from bench.methods.finetune_top.config import FinetuneTopSettings
-from bench.registry import register_method
+from bench.spec.registry import register_method
 
 register_method(
     "finetune-top",

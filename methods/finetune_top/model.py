@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
-from bench.adapted import AdaptedLM, BuildContext, load_trained_state, trained_state
+from bench.engine.adapted import AdaptedLM, BuildContext, load_trained_state, trained_state
 from bench.errors import UserError
 from bench.methods.finetune_top.config import FinetuneTopSettings
 

@@ -1,7 +1,7 @@
 """Infix-tuning (the paper's section 7.2 ablation): activations between source and target."""
 
 from bench.methods.infix.config import InfixSettings
-from bench.registry import register_method
+from bench.spec.registry import register_method
 
 register_method(
     "infix",

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from transformers import DynamicCache, PreTrainedModel
 
-from bench.adapted import BuildContext, Source
+from bench.engine.adapted import BuildContext, Source
 from bench.errors import UserError
 from bench.methods.infix.config import InfixSettings
 from bench.methods.prefix.model import PrefixLM

@@ -1,7 +1,7 @@
 """LoRA (Hu et al., 2021) through PEFT: trained low-rank updates of the attention projections."""
 
 from bench.methods.lora.config import LoraSettings
-from bench.registry import register_method
+from bench.spec.registry import register_method
 
 register_method(
     "lora",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from bench.spec import MethodSettings
+from bench.spec.settings import MethodSettings
 
 
 class LoraSettings(MethodSettings):

@@ -18,7 +18,7 @@ from peft import (
 from transformers import PreTrainedModel
 from transformers.pytorch_utils import Conv1D
 
-from bench.adapted import AdaptedLM, BuildContext
+from bench.engine.adapted import AdaptedLM, BuildContext
 from bench.methods.lora.config import LoraSettings
 
 

@@ -1,7 +1,7 @@
 """Prefix-tuning (Li & Liang, 2021), as in the paper and its code, for GPT-2 and BART."""
 
 from bench.methods.prefix.config import PrefixSettings
-from bench.registry import register_method
+from bench.spec.registry import register_method
 
 register_method(
     "prefix",

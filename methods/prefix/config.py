@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from bench.spec import FrozenBaseSettings
+from bench.spec.settings import FrozenBaseSettings
 
 
 class PrefixSettings(FrozenBaseSettings):

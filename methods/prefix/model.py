@@ -38,7 +38,7 @@ import torch
 from torch import nn
 from transformers import DynamicCache, EncoderDecoderCache, PreTrainedModel
 
-from bench.adapted import AdaptedLM, BuildContext
+from bench.engine.adapted import AdaptedLM, BuildContext
 from bench.errors import UserError
 from bench.methods.prefix.config import PrefixSettings
 

@@ -1,7 +1,7 @@
 """Embedding-only prefix (the paper's section 7.2 ablation; prompt tuning)."""
 
 from bench.methods.prompt.config import PromptSettings
-from bench.registry import register_method
+from bench.spec.registry import register_method
 
 register_method(
     "prompt",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from bench.spec import FrozenBaseSettings
+from bench.spec.settings import FrozenBaseSettings
 
 
 class PromptSettings(FrozenBaseSettings):

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from transformers import DynamicCache, PreTrainedModel
 
-from bench.adapted import AdaptedLM, BuildContext
+from bench.engine.adapted import AdaptedLM, BuildContext
 from bench.errors import UserError
 from bench.methods.prompt.config import PromptSettings
 

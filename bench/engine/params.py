@@ -13,13 +13,13 @@ from typing import Any
 
 import torch
 
-from bench.adapted import AdaptedLM, BuildContext, count
-from bench.checkpoints import RANDOM_PREFIX
+from bench.engine.adapted import AdaptedLM, BuildContext, build_method, count
+from bench.engine.loading import meta_model
 from bench.errors import UserError
-from bench.method import Method
-from bench.models import meta_model
-from bench.registry import METHODS
-from bench.spec import MethodSettings
+from bench.spec.method_entry import Method
+from bench.spec.model_specs import RANDOM_PREFIX
+from bench.spec.registry import METHODS
+from bench.spec.settings import MethodSettings
 
 MODELS = ("gpt2", "gpt2-medium", "gpt2-large", "bart-base", "bart-large")
 
@@ -33,7 +33,7 @@ def _build(
         for role, (name, entry) in method.dependencies(settings).items()
     }
     with torch.device("meta"):
-        model = method.build(meta_model(spec), settings, BuildContext(None, dependencies))
+        model = build_method(method, meta_model(spec), settings, BuildContext(None, dependencies))
         trained = count(model.trainable_parameters())
         model.finalize()
     return model, trained, dependencies

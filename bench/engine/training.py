@@ -1,7 +1,7 @@
 """The training loop: AdamW, linear schedule with warmup, gradient accumulation, seeded.
 
-Readable top to bottom on purpose. Examples are encoded by `bench.encoding` (the loss is on the
-target tokens only); the model is any `AdaptedLM`, whose method decides what is trained.
+Readable top to bottom on purpose. Examples are encoded by `bench.engine.encoding` (the loss is on
+the target tokens only); the model is any `AdaptedLM`, whose method decides what is trained.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase, get_linear_schedule_with_warmup
 
-from bench.adapted import IGNORE, AdaptedLM, Batch, target_loss
-from bench.encoding import Encoded, encode_pairs
+from bench.engine.adapted import IGNORE, AdaptedLM, Batch, target_loss
+from bench.engine.encoding import Encoded, encode_pairs
+from bench.engine.precision import autocast, grad_scaler, resolve_precision
 from bench.errors import UserError
-from bench.precision import autocast, grad_scaler, resolve_precision
 from bench.progress import Progress, tracker
-from bench.spec import TrainConfig
+from bench.spec.settings import TrainConfig
 
 
 class TrainingDiverged(RuntimeError):
@@ -39,10 +39,10 @@ class TrainResult:
     losses: list[tuple[int, float]] = field(default_factory=list)  # (step, mean train loss)
     dev_losses: list[tuple[int, float]] = field(default_factory=list)  # (epoch, dev loss)
     resumed_at: int | None = None  # the step a checkpoint resumed from, if one did
-    precision: str = "fp32"  # what training (and decoding) ran in (`bench.precision`)
+    precision: str = "fp32"  # what training (and decoding) ran in (`bench.engine.precision`)
     batch_size: int = 0  # examples per forward pass: the config's unless lowered (`train`)
     grad_accum: int = 0  # forward passes per optimizer step
-    oom_retries: int = 0  # set by `bench.cell`: runs that ran out of memory before this one
+    oom_retries: int = 0  # set by `bench.engine.cell`: runs that ran out of memory before this one
     # a checkpoint found but trained in another precision, set aside: {"precision", "steps"}
     discarded: dict[str, Any] | None = None
 
@@ -227,8 +227,8 @@ def train(
     """Train `model` in place. With `checkpoint`, the state is saved as it goes and a saved
     state is resumed: the result is then exactly that of an uninterrupted run. Each optimizer
     step takes `batch_size x grad_accum` examples, in forward passes of `micro_batch` examples
-    (default `config.batch_size`): `bench.cell` lowers it after running out of memory, and the
-    steps, their examples and order stay those of the config."""
+    (default `config.batch_size`): `bench.engine.cell` lowers it after running out of memory, and
+    the steps, their examples and order stay those of the config."""
     torch.manual_seed(seed)
     order_rng = random.Random(seed)
     pad_id = tokenizer.eos_token_id

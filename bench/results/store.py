@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import UserError
-from bench.record import STORED, CellRecord, ParamCounts, Score
+from bench.engine.record import STORED, CellRecord, ParamCounts, Score
 
 SCHEMA_VERSION = 3  # 2: scores carry 95% intervals (low, high); 3: runs carry their claim
 UPGRADES = {  # version -> statements that bring a store of it to SCHEMA_VERSION

@@ -5,10 +5,10 @@ harness against plain transformers + PEFT on the same model, batches and precisi
 Training. Sequences of a fixed length (128 tokens on a GPU, as the issue's anchors), `warm`
 untimed optimizer steps then `steps` timed ones, tokens/s counting every token of the timed
 steps over their wall-clock time (their CPU time is recorded too: on a shared machine other work
-disturbs it less). The harness row is `bench.cell.train_model` as a cell runs it
-(`bench.perf.harness_timing`), in the precision `auto` resolves to on the device. The plain row is
-`bench.perf.plain_loop` (what one writes by hand, same precision, fused AdamW on CUDA, same
-learning rate and clipping) around the library's own model for the method, with the method's
+disturbs it less). The harness row is `bench.engine.cell.train_model` as a cell runs it
+(`bench.perf.timing.harness_timing`), in the precision `auto` resolves to on the device. The plain
+row is `bench.perf.timing.plain_loop` (what one writes by hand, same precision, fused AdamW on CUDA,
+same learning rate and clipping) around the library's own model for the method, with the method's
 default settings: full fine-tuning a transformers model; FT-top the same with every parameter
 but the top k blocks and the final norm frozen; prefix-tuning PEFT's `PrefixTuningConfig` with
 the MLP reparametrization (`prefix_projection`, the same length and hidden size); LoRA PEFT's
@@ -43,7 +43,7 @@ Memory: on CUDA, `torch.cuda.max_memory_allocated` over the row after
 CPU n/a: the process's peak RSS is a high-water mark over its whole life, which a later, smaller
 row cannot show.
 
-Decoding: new tokens/s at each batch size (beam 5, the harness's `bench.generation.generate`
+Decoding: new tokens/s at each batch size (beam 5, the harness's `bench.engine.generation.generate`
 against `model.generate(num_beams=5)` of the same plain model on the same prompt ids), every row
 forced to exactly `new_tokens` new tokens (min = max new tokens), so both sides take the same
 number of steps whatever the random weights predict. Both decode under autocast in the
@@ -66,18 +66,18 @@ from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformers.pytorch_utils import Conv1D
 
-from bench.adapted import AdaptedLM
-from bench.cell import BuiltModel, CellData, build, free_memory
-from bench.checkpoints import BART_ARCHITECTURES, checkpoint_id, random_architecture
-from bench.data import Example, Task
-from bench.encoding import encode_pairs, encode_source
+from bench.engine.adapted import AdaptedLM
+from bench.engine.cell import BuiltModel, CellData, build, free_memory
+from bench.engine.encoding import encode_pairs, encode_source
+from bench.engine.generation import generate
+from bench.engine.loading import check_available, load_model
+from bench.engine.precision import autocast, resolve_precision
 from bench.errors import UserError
-from bench.generation import generate
-from bench.models import check_available, load_model
-from bench.perf import harness_timing, machine, now, plain_loop
-from bench.precision import autocast, resolve_precision
-from bench.registry import METHODS
-from bench.spec import Cell, DecodeConfig, TrainConfig
+from bench.perf.timing import harness_timing, machine, now, plain_loop
+from bench.spec.model_specs import BART_ARCHITECTURES, checkpoint_id, random_architecture
+from bench.spec.registry import METHODS
+from bench.spec.settings import Cell, DecodeConfig, TrainConfig
+from bench.spec.task import Example, Task
 
 METHODS_MEASURED = ("finetune", "finetune-top", "prefix", "lora", "adapter")
 BEAMS = 5
@@ -416,7 +416,7 @@ def _plain_side(
     model: Any, what: str, tokenizer: PreTrainedTokenizerBase, context: dict[str, Any],
     scale: Scale, workload: Workload,
 ) -> Side:  # fmt: skip
-    """The plain loop's rows: training by `bench.perf.plain_loop`, decoding by `generate`.
+    """The plain loop's rows: training by `bench.perf.timing.plain_loop`, decoding by `generate`.
     `context`: the harness's device, base dropout and source budget."""
     device, eos = context["device"], tokenizer.eos_token_id
     trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -480,7 +480,7 @@ MEMORY = {
 FLOPS = (
     "matmul FLOPs per token: forward 2N + 4LdT; backward 2N' + 8L'dT through the blocks from "
     "the lowest trained one up, plus 2x the trained linear weights (full fine-tuning: "
-    "6N + 12LdT); see bench/throughput.py"
+    "6N + 12LdT); see bench/perf/device.py"
 )
 
 

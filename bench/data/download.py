@@ -1,12 +1,12 @@
 """`python -m bench data download TASK`: the official public files, verified against pinned hashes.
 
-`data_sources.json` pins, per task, each file's path in a data dir, its URL at a fixed commit and
-its sha256 (from copies whose git blobs were checked against the official repositories). A file
-with no pinned hash (one too large for the copies this project could check) is still fetched, and
-its hash is printed and written to `SHA256SUMS` so a later download can be compared by hand.
-`BENCH_DATA_MIRROR` replaces `https://raw.githubusercontent.com/` in every URL (a local mirror or
-a `file://` directory in tests). Files are written to a temporary name and renamed once verified,
-so a failed download never leaves a half-written file where a loader would read it.
+`sources.json` (beside this module) pins, per task, each file's path in a data dir, its URL at a
+fixed commit and its sha256 (from copies whose git blobs were checked against the official
+repositories). A file with no pinned hash (one too large for the copies this project could check) is
+still fetched, and its hash is printed and written to `SHA256SUMS` so a later download can be
+compared by hand. `BENCH_DATA_MIRROR` replaces `https://raw.githubusercontent.com/` in every URL (a
+local mirror or a `file://` directory in tests). Files are written to a temporary name and renamed
+once verified, so a failed download never leaves a half-written file where a loader would read it.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from bench.datafiles import file_sha256
+from bench.data.files import file_sha256
 from bench.errors import UserError
 
 GITHUB_RAW = "https://raw.githubusercontent.com/"
@@ -37,7 +37,7 @@ class Source:
 
 
 def sources(task: str) -> list[Source]:
-    table = json.loads(resources.files("bench").joinpath("data_sources.json").read_text())
+    table = json.loads(resources.files("bench.data").joinpath("sources.json").read_text())
     key = task if task in table else task.split("-")[0]
     if key not in table:
         raise UserError(

@@ -1,10 +1,11 @@
-"""The result of one cell, as one value: what `bench.cell.run_cell` returns and the store keeps.
+"""The result of one cell, as one value: what `bench.engine.cell.run_cell` returns and the store
+keeps.
 
 A `CellRecord` holds everything a finished cell produced (scores, parameter counts, losses,
 timings, provenance, predictions and the stored weights, already serialized), so that the
 function that computes it can run anywhere (this process, a worker, another machine) and one
-place, `bench.store.write_record`, writes it to the cell folder and the database. Torch-free:
-the weights travel as safetensors bytes.
+place, `bench.results.store.write_record`, writes it to the cell folder and the database.
+Torch-free: the weights travel as safetensors bytes.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.spec import Cell
+from bench.spec.settings import Cell
 
 STORED = "stored.safetensors"  # the stored weights' file in a cell folder
 

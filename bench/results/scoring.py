@@ -11,11 +11,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from bench.data import Example, Task
+from bench.spec.task import Example, Task
 from bench.errors import UserError
 from bench.metrics import MetricUnavailable
 from bench.metrics.suites import SUITES, score_stats, score_suite
-from bench.registry import TASKS
+from bench.spec.registry import TASKS
 
 
 def read_predictions(path: Path) -> list[str]:

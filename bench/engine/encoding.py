@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 from transformers import PreTrainedTokenizerBase
 
-from bench.adapted import IGNORE
-from bench.spec import TrainConfig
+from bench.engine.adapted import IGNORE
+from bench.spec.settings import TrainConfig
 
 Encoded = tuple[list[int], list[int], list[int]]  # (encoder ids, ids, labels)
 

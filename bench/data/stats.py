@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.errors import UserError
-from bench.registry import TASKS
+from bench.spec.registry import TASKS
 
 
 def split_stats(task_name: str, data_dir: Path | None) -> dict[str, dict[str, object]]:

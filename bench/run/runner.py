@@ -2,9 +2,9 @@
 
 It claims each cell in the store (so that runners sharing a results directory each train a
 cell once) and renews its claims while cells run, hands claimed cells to an executor, and writes
-each finished cell's record with `bench.store.write_record` as it arrives: the driver is the
+each finished cell's record with `bench.results.store.write_record` as it arrives: the driver is the
 only writer of the store. The default executor runs cells one after another in this process;
-`bench.ray_executor` runs them as Ray tasks, several at once. A cell that reuses others (a
+`bench.run.ray_executor` runs them as Ray tasks, several at once. A cell that reuses others (a
 hybrid) waits until they are done. A failing cell is recorded with its reason and the grid goes
 on. Ctrl-C or SIGTERM records the running cells as interrupted and stops, leaving every
 finished cell stored (and the running ones' last checkpoints, where a rerun resumes).
@@ -16,19 +16,15 @@ import shutil
 import signal
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from bench.data import DEV, TRAIN
+from bench.engine.record import CellRecord
 from bench.progress import Progress
-from bench.record import CellRecord
-from bench.registry import TASKS
-from bench.spec import Cell
-from bench.store import (
+from bench.results.store import (
     HEARTBEAT_SECONDS,
     Store,
     cell_dir,
@@ -36,13 +32,16 @@ from bench.store import (
     this_owner,
     write_record,
 )
+from bench.run.executor import Executor, LocalExecutor, Outcome
+from bench.spec.registry import TASKS
+from bench.spec.settings import Cell
+from bench.spec.task import DEV, TRAIN
 
 if TYPE_CHECKING:
-    from bench.training import Checkpointing
+    pass
 
 CHECKPOINT_MINUTES = 10.0  # a running cell saves its training state this often
 POLL_SECONDS = 2.0  # how often a runner looks again at cells in flight or held elsewhere
-Outcome = CellRecord | Exception  # a finished cell: its record, or why it failed
 
 
 @dataclass
@@ -50,61 +49,6 @@ class RunSummary:
     done: list[Cell] = field(default_factory=list)  # run here
     skipped: list[Cell] = field(default_factory=list)  # finished before, or by another runner
     failed: list[tuple[Cell, str]] = field(default_factory=list)
-
-
-class Executor(Protocol):
-    """Runs claimed cells; the runner writes what they give back."""
-
-    def submit(self, cell: Cell, dependencies: dict[str, Path], checkpoints: Checkpointing) -> None:
-        """Start the cell (the local executor runs it to the end here)."""
-
-    def collect(self, timeout: float) -> list[tuple[Cell, Outcome]]:
-        """The cells finished since the last call, waiting up to `timeout` for one."""
-
-    def running(self) -> list[Cell]:
-        """The cells submitted and not yet collected."""
-
-    def cancel(self) -> None:
-        """Stop every running cell (Ctrl-C)."""
-
-
-class LocalExecutor:
-    """Cells one after another, in this process (the default)."""
-
-    def __init__(self, data_dir: Path | None, progress: Progress | None) -> None:
-        self.data_dir, self.progress = data_dir, progress
-        self._current: list[Cell] = []
-        self._finished: list[tuple[Cell, Outcome]] = []
-
-    def submit(self, cell: Cell, dependencies: dict[str, Path], checkpoints: Checkpointing) -> None:
-        self._current = [cell]
-        try:
-            outcome: Outcome = run_cell(
-                cell, self.data_dir, dependencies, self.progress, checkpoints
-            )
-        except Exception as error:  # a failing cell must not stop the grid
-            error.add_note(traceback.format_exc())
-            outcome = error
-        self._finished.append((cell, outcome))
-        self._current = []
-
-    def collect(self, timeout: float) -> list[tuple[Cell, Outcome]]:
-        finished, self._finished = self._finished, []
-        return finished
-
-    def running(self) -> list[Cell]:
-        return self._current
-
-    def cancel(self) -> None:
-        """The running cell is stopped by the KeyboardInterrupt itself."""
-
-
-def run_cell(*args: Any, **kwargs: Any) -> CellRecord:
-    """`bench.cell.run_cell`, imported once a cell runs: a rerun of a finished grid never
-    imports the engine (torch, transformers)."""
-    from bench import cell
-
-    return cell.run_cell(*args, **kwargs)
 
 
 def check_data(cells: list[Cell], data_dir: Path | None) -> None:
@@ -150,7 +94,7 @@ def run_cells(
                     time.sleep(POLL_SECONDS)
         except KeyboardInterrupt:
             ignore_interrupts()  # a second Ctrl-C must not cut the recording short
-            from bench.cell import collect_provenance
+            from bench.engine.cell import collect_provenance
 
             executor.cancel()
             for cell in executor.running():
@@ -210,7 +154,7 @@ class _Run:
         except RuntimeError as error:
             self.record(cell, error)
             return
-        from bench.training import Checkpointing  # torch: only once a cell is to run
+        from bench.engine.training import Checkpointing  # torch: only once a cell is to run
 
         executor.submit(cell, dependencies, Checkpointing(folder, 60 * self.checkpoint_minutes))
 
@@ -229,7 +173,7 @@ class _Run:
             except OSError as error:  # a full disk, say: this cell fails, the store stays whole
                 outcome = error
         if isinstance(outcome, Exception):
-            from bench.cell import collect_provenance, failure_reason
+            from bench.engine.cell import collect_provenance, failure_reason
 
             reason = failure_reason(outcome)
             trace = "\n".join([reason, *getattr(outcome, "__notes__", [])])
@@ -263,13 +207,14 @@ class _Run:
 
     def show_running(self, executor: Executor) -> None:
         """One line per cell running on a worker: where, and in which phase."""
-        phases = getattr(executor, "phases", None)
-        if self.progress is None or phases is None:
+        if self.progress is None:
+            return
+        where = executor.phases()
+        if where is None:
             return
         running = {cell.id: cell for cell in executor.running()}
         for cell_id in set(self.lines) - set(running):
             self.progress.remove_task(self.lines.pop(cell_id))
-        where = phases()
         for cell_id, cell in running.items():
             if cell_id not in self.lines:
                 self.lines[cell_id] = self.progress.add_task(

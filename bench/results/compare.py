@@ -1,6 +1,6 @@
 """The regression gate: compare a candidate's results with a baseline's, cell by cell.
 
-Cells are matched by their experiment coordinates (`bench.bundle.CellKey`: task, method,
+Cells are matched by their experiment coordinates (`bench.results.bundle.CellKey`: task, method,
 settings, model, training size and sample, seed), not by cell id, so a change to training or
 decoding settings, the mini LM or a task's data still meets its baseline. Per matched cell, split
 and metric, a paired bootstrap over the test inputs (`bench.metrics.suites.compare_suite`, from
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.bundle import CellKey, CellResults, ResultsSource
+from bench.results.bundle import CellKey, CellResults, ResultsSource
 from bench.errors import UserError
 from bench.metrics.bootstrap import Comparison, seed_bootstrap
 
@@ -143,7 +143,7 @@ def _by_key(source: ResultsSource) -> dict[CellKey, CellResults]:
 
 
 def _suites(tasks: set[str]) -> dict[str, str]:
-    from bench.registry import TASKS
+    from bench.spec.registry import TASKS
 
     unknown = sorted(tasks - set(TASKS.names()))
     if unknown:

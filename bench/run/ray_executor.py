@@ -3,11 +3,11 @@
 `python -m bench run --executor ray` hands each claimed cell to a Ray task with its resources
 (`--cpus-per-cell`, `--gpus-per-cell`: by default one GPU per cell where the cluster has GPUs,
 else one CPU); torch in the task uses exactly its CPUs as threads. The task runs
-`bench.cell.run_cell` and returns the cell's record; the driver (`bench.runner`) writes it, cell by
-cell, as cells finish. A task whose worker or node dies (kill -9, the OOM killer, preemption) is
-retried up to `--max-retries` times, resuming from the cell's mid-cell checkpoint when its folder
-(under the results directory) is on storage the nodes share; an exception inside the cell is
-not retried but recorded as the cell's failure, as in the local executor.
+`bench.engine.cell.run_cell` and returns the cell's record; the driver (`bench.run.runner`) writes
+it, cell by cell, as cells finish. A task whose worker or node dies (kill -9, the OOM killer,
+preemption) is retried up to `--max-retries` times, resuming from the cell's mid-cell checkpoint
+when its folder (under the results directory) is on storage the nodes share; an exception inside the
+cell is not retried but recorded as the cell's failure, as in the local executor.
 
 What a task needs arrives with it or is where the driver checked it: the cells a hybrid reuses
 travel as bytes through Ray's object store; the mini LM ships with the package; the data is read
@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench.engine.record import STORED
 from bench.errors import UserError
-from bench.record import STORED
-from bench.spec import Cell
+from bench.spec.settings import Cell
 
 if TYPE_CHECKING:
-    from bench.training import Checkpointing
+    from bench.engine.training import Checkpointing
 
 RUNTIME_ENV_VARS = ("BENCH_CACHE", "BENCH_DATA_DIR", "HF_HUB_OFFLINE", "HF_HOME")
 
@@ -148,8 +148,8 @@ def run_remote(
     """The Ray task: run one cell on a worker; its record, or `CellFailed` with the reason."""
     import torch
 
-    from bench.cell import CellFailed, failure_reason, run_cell
-    from bench.registry import load_plugins
+    from bench.engine.cell import CellFailed, failure_reason, run_cell
+    from bench.spec.registry import load_plugins
 
     torch.set_num_threads(threads)
     load_plugins(plugins)

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from bench.adapted import AdaptedLM, Scorer
-from bench.encoding import encode_source
-from bench.precision import autocast
+from bench.engine.adapted import AdaptedLM, Scorer
+from bench.engine.encoding import encode_source
+from bench.engine.precision import autocast
 from bench.progress import Progress, tracker
-from bench.spec import DecodeConfig
+from bench.spec.settings import DecodeConfig
 
 
 @dataclass
@@ -217,7 +217,7 @@ def generate(
     precision: str = "fp32",
     stats: DecodeStats | None = None,
 ) -> list[str]:
-    """One output per source, decoded in the resolved `precision` (`bench.precision`: fp32 is
+    """One output per source, decoded in the resolved `precision` (`bench.engine.precision`: fp32 is
     the plain computation). A batch that runs out of GPU memory is decoded as two halves (the
     outputs do not depend on the batching); `stats` counts what happened."""
     model.eval()

@@ -20,10 +20,10 @@ from functools import cache
 from importlib import metadata
 from typing import Any, Generic, TypeVar
 
-from bench.data import Task
 from bench.errors import UserError, did_you_mean
-from bench.method import Method
-from bench.spec import MethodSettings
+from bench.spec.method_entry import Method
+from bench.spec.settings import MethodSettings
+from bench.spec.task import Task
 
 T = TypeVar("T")
 PLUGIN_GROUP = "bench.plugins"

@@ -1,5 +1,6 @@
 """The contract between methods and the engine: an adapted language model. The bottom layer of
-the engine: training (`bench.training`) and decoding (`bench.generation`) sit above it.
+the engine: training (`bench.engine.training`) and decoding (`bench.engine.generation`) sit above
+it.
 
 A method's `model.py` (in `methods/`) wraps a base model into an `AdaptedLM`. The training loop
 and the decoder only talk to this interface, so a method decides what is trained
@@ -15,8 +16,9 @@ as `source=(ids, mask)` on its first call and keeps the encoded source in its re
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch import nn
@@ -29,6 +31,10 @@ from transformers import (
 )
 from transformers.cache_utils import DynamicLayer
 from transformers.modeling_outputs import BaseModelOutput
+
+if TYPE_CHECKING:
+    from bench.spec.method_entry import Method
+    from bench.spec.settings import MethodSettings
 
 IGNORE = -100
 Source = tuple[torch.Tensor, torch.Tensor]  # (ids, mask) of an encoder input
@@ -237,8 +243,8 @@ def causal_mask(base: nn.Module, keys: torch.Tensor, new: int) -> torch.Tensor:
 
 
 class Scorer(Protocol):
-    """What beam search (`bench.generation`) decodes with: an adapted model's `scorer()`, or a
-    mixture of several (the ensemble). It prefills prompts, scores one more token per row, and
+    """What beam search (`bench.engine.generation`) decodes with: an adapted model's `scorer()`, or
+    a mixture of several (the ensemble). It prefills prompts, scores one more token per row, and
     follows the beam's reordering."""
 
     def prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -348,6 +354,28 @@ class BuildContext:
 
     tokenizer: PreTrainedTokenizerBase | None = None  # for settings that name words
     dependencies: dict[str, AdaptedLM] = field(default_factory=dict)  # hybrids: role -> model
+
+
+def model_class(method: type[Method]) -> type[AdaptedLM]:
+    """The `AdaptedLM` class a registered method names, imported on first use (this is where a
+    method's torch code comes in: validating a grid never gets here)."""
+    target: Any = method.model
+    if isinstance(target, str):
+        module, _, attribute = target.partition(":")
+        target = getattr(importlib.import_module(module), attribute)
+    if not (isinstance(target, type) and issubclass(target, AdaptedLM)):
+        raise TypeError(f"{method.__name__}.model must name an AdaptedLM subclass, not {target!r}")
+    return target
+
+
+def build_method(
+    method: type[Method],
+    base: PreTrainedModel,
+    settings: MethodSettings,
+    context: BuildContext | None = None,
+) -> AdaptedLM:
+    """Wrap `base` (a transformers model) into `method`'s adapted model."""
+    return model_class(method)(base, settings, context or BuildContext())
 
 
 def count(parameters: list[nn.Parameter] | dict[str, torch.Tensor]) -> int:

@@ -3,8 +3,8 @@
 Named phases, in order: prepare the data, build the model and method, train, generate on every
 eval split (each distinct input once), score, package the record. It reads the task's data, the
 base model, and the folders of the stored cells a hybrid reuses, and writes only its own mid-cell
-checkpoints (when given a folder for them): the driver (`bench.runner`) writes the record
-(`bench.store.write_record`), so the same function runs in a worker process or on another
+checkpoints (when given a folder for them): the driver (`bench.run.runner`) writes the record
+(`bench.results.store.write_record`), so the same function runs in a worker process or on another
 machine.
 """
 
@@ -29,24 +29,24 @@ import torch
 from safetensors.torch import load_file
 from safetensors.torch import save as serialize
 
-from bench.adapted import AdaptedLM, BuildContext, count
-from bench.data import DEV, TRAIN, Example, Task, low_data_subset, training_pairs
-from bench.datafiles import file_sha256
-from bench.generation import DecodeStats, generate
-from bench.metrics.suites import missing, score_suite
-from bench.models import LoadedModel, load_model
-from bench.precision import resolve_precision
-from bench.progress import Progress
-from bench.record import STORED, CellRecord, ParamCounts, Prediction, Score
-from bench.registry import METHODS, TASKS
-from bench.spec import Cell, TrainConfig
-from bench.training import (
+from bench.data.files import file_sha256
+from bench.engine.adapted import AdaptedLM, BuildContext, build_method, count
+from bench.engine.generation import DecodeStats, generate
+from bench.engine.loading import LoadedModel, load_model
+from bench.engine.precision import resolve_precision
+from bench.engine.record import STORED, CellRecord, ParamCounts, Prediction, Score
+from bench.engine.training import (
     Checkpointing,
     TrainResult,
     random_states,
     set_random_states,
     train,
 )
+from bench.metrics.suites import missing, score_suite
+from bench.progress import Progress
+from bench.spec.registry import METHODS, TASKS
+from bench.spec.settings import Cell, TrainConfig
+from bench.spec.task import DEV, TRAIN, Example, Task, low_data_subset, training_pairs
 
 PACKAGES = ("torch", "transformers", "tokenizers", "adapters", "peft", "sacrebleu", "rouge-score")
 
@@ -136,7 +136,8 @@ def build(cell: Cell, dependencies: dict[str, Path]) -> BuiltModel:
     reused = {
         role: load_stored_model(folder).to(run_device) for role, folder in dependencies.items()
     }
-    model = method.build(
+    model = build_method(
+        method,
         loaded.model,
         method.Settings.model_validate(cell.settings),
         BuildContext(loaded.tokenizer, reused),
@@ -369,8 +370,11 @@ def load_stored_model(folder: Path) -> AdaptedLM:
     cell = Cell.model_validate_json((folder / "cell.json").read_text())
     loaded = load_model(cell.model, cell.seed)
     method = METHODS.get(cell.method)
-    model = method.build(
-        loaded.model, method.Settings.model_validate(cell.settings), BuildContext(loaded.tokenizer)
+    model = build_method(
+        method,
+        loaded.model,
+        method.Settings.model_validate(cell.settings),
+        BuildContext(loaded.tokenizer),
     )
     model.load_stored(load_file(folder / STORED))
     model.eval()

@@ -1,4 +1,4 @@
-"""Model specs (`bench.checkpoints`) -> (model, tokenizer), loaded with transformers."""
+"""Model specs (`bench.spec.model_specs`) -> (model, tokenizer), loaded with transformers."""
 
 from __future__ import annotations
 
@@ -17,16 +17,16 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from bench.checkpoints import (
+from bench.errors import UserError
+from bench.mini.config import MINI_LMS
+from bench.mini.lm import checkpoint_dir
+from bench.spec.model_specs import (
     ARCHITECTURES,
     BART_ARCHITECTURES,
     RANDOM_PREFIX,
     checkpoint_id,
     random_architecture,
 )
-from bench.errors import UserError
-from bench.mini.config import MINI_LMS
-from bench.mini.lm import checkpoint_dir
 
 
 @dataclass

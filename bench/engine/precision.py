@@ -6,7 +6,7 @@ same exponent range as fp32 so no loss scaling) and fp32 everywhere else, so a C
 exactly what it computed before precision was a setting. bf16 and fp16 run the forward pass and
 the loss under `torch.autocast` (weights, gradients and optimizer state stay fp32); fp16's narrow
 range needs a gradient scaler, which `grad_scaler` gives only for fp16. Beam search runs under
-the same autocast (`bench.generation.generate`), its log-probabilities taken in fp32.
+the same autocast (`bench.engine.generation.generate`), its log-probabilities taken in fp32.
 """
 
 from __future__ import annotations

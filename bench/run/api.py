@@ -19,9 +19,9 @@ if TYPE_CHECKING:
     import pandas as pd
     from rich.console import Console
 
-    from bench.ray_executor import RayOptions
-    from bench.runner import RunSummary
-    from bench.spec import GridSpec
+    from bench.run.ray_executor import RayOptions
+    from bench.run.runner import RunSummary
+    from bench.spec.settings import GridSpec
 
 
 @dataclass
@@ -50,16 +50,16 @@ def run_grid(
     `bench.errors.UserError` before anything is written; Ctrl-C (KeyboardInterrupt) leaves every
     finished cell stored, and a running cell's training state (saved every
     `checkpoint_minutes`), where the next run resumes. With `ray`, cells run as Ray tasks
-    (`bench.ray_executor`), several at once; else one after another in this process."""
+    (`bench.run.ray_executor`), several at once; else one after another in this process."""
     from rich.console import Console
 
-    from bench.checkpoints import window
     from bench.errors import UserError
-    from bench.grid import check_lengths, expand, load_grid
     from bench.progress import make_progress
     from bench.reports.report import write_report
-    from bench.runner import check_data, run_cells
-    from bench.store import Store, check_results_dir
+    from bench.results.store import Store, check_results_dir
+    from bench.run.runner import check_data, run_cells
+    from bench.spec.grid import check_lengths, expand, load_grid
+    from bench.spec.model_specs import window
 
     results, data = Path(results_dir), Path(data_dir) if data_dir is not None else None
     spec, spec_text = load_grid(str(grid), model, plugins)
@@ -70,7 +70,7 @@ def run_grid(
     finished = set() if force else Store.finished_cells(results / "bench.sqlite")
     todo = [c for c in cells if c.id not in finished]
     if todo:  # the engine (torch, transformers) is imported only when there is work for it
-        from bench.models import check_available, hub_window
+        from bench.engine.loading import check_available, hub_window
 
         check_available(spec.model)
         check_lengths(todo, *(window(spec.model) or hub_window(spec.model)))
@@ -82,7 +82,7 @@ def run_grid(
         started = time.time()
         with make_progress(console or Console(stderr=True)) as progress:
             if ray is not None and todo:
-                from bench.ray_executor import RayExecutor
+                from bench.run.ray_executor import RayExecutor
 
                 executor = RayExecutor(ray, data, (*plugins, *spec.plugins))
             summary = run_cells(
@@ -105,7 +105,7 @@ def load_results(results_dir: str | Path = "results", grid: str | None = None) -
     stored_params, total_params, stored_bytes, higher_is_better, row (the report's row label).
     """
     from bench.reports.frame import results_frame
-    from bench.store import Store
+    from bench.results.store import Store
 
     store = Store.open_existing(Path(results_dir))
     try:

@@ -29,12 +29,12 @@ from torch.nn.utils.rnn import pad_sequence
 from bench.cache import cache_root
 from bench.errors import UserError
 from bench.progress import Progress
-from bench.spec import Cell, TrainConfig
+from bench.spec.settings import Cell, TrainConfig
 
 if TYPE_CHECKING:
-    from bench.cell import BuiltModel, CellData
-    from bench.encoding import Encoded
-    from bench.training import TrainResult
+    from bench.engine.cell import BuiltModel, CellData
+    from bench.engine.encoding import Encoded
+    from bench.engine.training import TrainResult
 
 
 def _timed_run(grid: str, results: Path, cache: Path, *extra: str, threads: int = 0) -> float:
@@ -149,9 +149,9 @@ class _Loop:
 def _overhead_cell(model: str, steps: int) -> tuple[Cell, CellData]:
     """The default grid's mini-e2e fine-tuning cell on `model`, stopped after `steps`
     optimizer steps and without a dev loss (the bare loop scores none), and its data."""
-    from bench.cell import prepare_data
-    from bench.data import training_pairs
-    from bench.grid import expand, load_grid
+    from bench.engine.cell import prepare_data
+    from bench.spec.grid import expand, load_grid
+    from bench.spec.task import training_pairs
 
     spec = load_grid("mini", model_override=model)[0]
     cell = next(c for c in expand(spec) if c.task == "mini-e2e" and c.method == "finetune")
@@ -166,9 +166,9 @@ def _overhead_cell(model: str, steps: int) -> tuple[Cell, CellData]:
 def _step_order(built: BuiltModel, data: CellData, seed: int, total: int) -> list[list[Encoded]]:
     """The examples of each optimizer step, as the harness draws them: each epoch's order from
     one generator seeded like `train`'s (the grid's cell has no gradient accumulation)."""
-    from bench.data import training_pairs
-    from bench.encoding import encode_pairs
-    from bench.training import length_grouped_steps
+    from bench.engine.encoding import encode_pairs
+    from bench.engine.training import length_grouped_steps
+    from bench.spec.task import training_pairs
 
     config = built.train_config
     examples = encode_pairs(built.loaded.tokenizer, training_pairs(data.train), config)
@@ -190,11 +190,11 @@ def _padded(rows: list[list[int]], fill: int) -> torch.Tensor:
 def harness_timing(
     cell: Cell, data: CellData, built: BuiltModel, warm: int
 ) -> tuple[float, float, TrainResult]:
-    """`bench.training.train` as a cell runs it (`bench.cell.train_model`), timed from the end
-    of its `warm`-th optimizer step to the end of its last: (wall, CPU seconds, its result).
+    """`bench.engine.training.train` as a cell runs it (`bench.engine.cell.train_model`), timed from
+    the end of its `warm`-th optimizer step to the end of its last: (wall, CPU seconds, its result).
     On a GPU the clock waits for the device at those two points only (the last step's end is
     when `train` has returned: its final loss reading waits for it)."""
-    from bench.cell import train_model
+    from bench.engine.cell import train_model
 
     cuda = built.device.type == "cuda"
     clock = _StepClock(warm if cuda else None, built.device)
@@ -224,14 +224,14 @@ def plain_loop(
     linear schedule; no progress bar, no checks, no checkpoints. In the precision the harness
     resolves `config.precision` to (bf16 autocast on a GPU that has it, fp16 with a loss
     scaler, fp32 on CPU: the plain computation) and with fused AdamW on CUDA, as
-    `bench.training` runs, so the two loops do the same arithmetic on a GPU too. `dropout`:
+    `bench.engine.training` runs, so the two loops do the same arithmetic on a GPU too. `dropout`:
     the model trains in train mode (else eval: a frozen base whose dropout a method keeps off).
     The loss is read once, at the end. Returns (wall, CPU seconds of the steps after the
     first `warm`, last loss)."""
     from transformers import get_linear_schedule_with_warmup
 
-    from bench.adapted import IGNORE
-    from bench.precision import autocast, grad_scaler, resolve_precision
+    from bench.engine.adapted import IGNORE
+    from bench.engine.precision import autocast, grad_scaler, resolve_precision
 
     precision = resolve_precision(config.precision, device)
     parameters = [p for p in model.parameters() if p.requires_grad]
@@ -291,7 +291,7 @@ def overhead_benchmark(
     least disturbed by other work on the machine. `cpu_ratio` is the same ratio in CPU time,
     which other work on a shared machine disturbs less than the wall clock.
     """
-    from bench.cell import build
+    from bench.engine.cell import build
 
     if steps < 1 or warm < 0 or rounds < 1:
         raise UserError("the overhead benchmark needs steps >= 1, warm >= 0 and rounds >= 1")
@@ -352,7 +352,7 @@ def overhead_lines(result: dict[str, Any]) -> str:
 def _shared_dirs() -> tuple[Path, Path]:
     """The staged official data and metric vectors ($BENCH_SHARED_DATA, $BENCH_METRIC_VECTORS;
     by default `../shared/data` and `../shared/metric-vectors` beside the repository)."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     data = Path(os.environ.get("BENCH_SHARED_DATA", root.parent / "shared" / "data"))
     vectors = Path(os.environ.get("BENCH_METRIC_VECTORS", data.parent / "metric-vectors"))
     if not (vectors / "e2e" / "tgen.txt").is_file() or not data.is_dir():
@@ -377,7 +377,7 @@ def metrics_benchmark() -> dict[str, object]:
     then of two `bench score` commands as a user runs them, each in a process of its own: TGen
     on E2E test, and the WebNLG challenge's 1,862-line file scored on seen, unseen and all."""
     from bench.metrics.suites import score_suite
-    from bench.registry import TASKS
+    from bench.spec.registry import TASKS
 
     data, vectors = _shared_dirs()
     hypotheses = (vectors / "e2e" / "tgen.txt").read_text(encoding="utf-8").splitlines()

@@ -1,9 +1,9 @@
 """Grids: YAML presets or files, validated into a `GridSpec`, expanded into `Cell`s.
 
 A cell is one (task, method + settings, model, seed, n_train) with its training and decoding
-settings fully resolved (`bench.spec`). A hybrid method (ensemble, cocktail) depends on cells of
-other methods: expansion puts those cells before it (the same cell once, however many hybrids
-reuse it). Nothing here imports torch: a driver, a listing or a report loads grids cheaply.
+settings fully resolved (`bench.spec.settings`). A hybrid method (ensemble, cocktail) depends on
+cells of other methods: expansion puts those cells before it (the same cell once, however many
+hybrids reuse it). Nothing here imports torch: a driver, a listing or a report loads grids cheaply.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from bench.checkpoints import checkpoint_id
 from bench.errors import UserError, did_you_mean
-from bench.registry import METHODS, TASKS, load_plugins
-from bench.spec import Cell, GridSpec, TaskEntry, TrainConfig
+from bench.spec.model_specs import checkpoint_id
+from bench.spec.registry import METHODS, TASKS, load_plugins
+from bench.spec.settings import Cell, GridSpec, TaskEntry, TrainConfig
 
 PRESETS_DIR = Path(str(resources.files("bench.grids")))
 DEFAULT_GRID = "mini"

@@ -2,8 +2,8 @@
 
 These types are the harness's spec layer (HELM's `RunSpec` / `AdapterSpec`): pydantic models
 with no engine imports, so a driver process, `bench list`, a report or a test can load and
-validate grids without importing torch or transformers. The engine (`bench.cell`) turns a `Cell`
-into results; nothing here knows how.
+validate grids without importing torch or transformers. The engine (`bench.engine.cell`) turns a
+`Cell` into results; nothing here knows how.
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ class TrainConfig(_Frozen):
     )
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto",
-        description="arithmetic of the forward pass and loss (`bench.precision`): auto is bf16 "
-        "on a CUDA GPU that supports it and fp32 elsewhere; fp16 scales the loss",
+        description="arithmetic of the forward pass and loss (`bench.engine.precision`): auto is "
+        "bf16 on a CUDA GPU that supports it and fp32 elsewhere; fp16 scales the loss",
     )
     compile: bool = Field(
         False,
@@ -59,7 +59,7 @@ class TrainConfig(_Frozen):
 
 
 class DecodeConfig(_Frozen):
-    """Beam search settings of a cell (`bench.generation`)."""
+    """Beam search settings of a cell (`bench.engine.generation`)."""
 
     num_beams: int = Field(5, ge=1, description="1 is greedy decoding")
     max_new_tokens: int = Field(100, ge=1)

@@ -8,7 +8,7 @@ A spec is one of:
 - anything else: a hub id or local path, loaded with transformers where the user has the weights.
 
 Torch-free: a grid's cells carry the checkpoint id of their model, and validating a grid must
-not import the engine (`bench.models` loads the model a spec names).
+not import the engine (`bench.engine.loading` loads the model a spec names).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def checkpoint_id(spec: str) -> str:
 
 def window(spec: str) -> tuple[int, bool] | None:
     """(positions, is encoder-decoder) of a built-in model, without loading it; None for a hub
-    id or path, whose config `bench.models.hub_window` reads."""
+    id or path, whose config `bench.engine.loading.hub_window` reads."""
     if spec in MINI_LMS:
         return MINI_LMS[spec].n_positions, False
     arch = random_architecture(spec)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import UserError
-from bench.store import Store, cell_dir, predictions_file
+from bench.results.store import Store, cell_dir, predictions_file
 
 FORMAT = "bench-bundle/1"
 
@@ -180,7 +180,7 @@ def _read_results_dir(results_dir: Path, grid: str | None) -> list[CellResults]:
 
 
 def _read_predictions(results_dir: Path, cell: str, splits: list[str]) -> dict[str, SplitOutputs]:
-    """The cell's predictions files, where `bench.store.write_record` puts them."""
+    """The cell's predictions files, where `bench.results.store.write_record` puts them."""
     outputs = {}
     for split in splits:
         path = predictions_file(cell_dir(results_dir, cell), split)
