@@ -1,4 +1,5 @@
-"""The command line: `python -m bench run|report|export|compare|list|params`.
+"""The command line: `python -m bench run|report|export|compare|list|data|mini-lm|score|params|
+perf`.
 
 User errors (`UserError`) print one line and exit 2; nothing else is caught here.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -141,7 +143,15 @@ def run(
         ray = RayOptions(ray_address, cpus_per_cell, gpus_per_cell, max_retries)
     try:
         outcome = run_grid(
-            grid, results_dir, data_dir, model, force, plugins, console, checkpoint_minutes, ray
+            grid,
+            results_dir=results_dir,
+            data_dir=data_dir,
+            model=model,
+            force=force,
+            plugins=plugins,
+            console=console,
+            checkpoint_minutes=checkpoint_minutes,
+            ray=ray,
         )
     except KeyboardInterrupt:
         ignore_interrupts()
@@ -435,95 +445,154 @@ def params(model: str, as_json: bool, plugins: tuple[str, ...]) -> None:
     print(json.dumps(table, indent=1) if as_json else terminal.parameters(table))
 
 
-@app.command()
-@click.option("--grid", default="mini", show_default=True, help="preset name or YAML path")
-@click.option("--warm-only", is_flag=True, help="skip the cold run (keep the model cache)")
-@click.option("--out", type=click.Path(path_type=Path), help="also write the JSON here")
-@click.option(
-    "--metrics",
-    "metrics_only",
-    is_flag=True,
-    help="time the E2E metric suite on 630 outputs, then `bench score` on E2E TGen and on WebNLG's "
-    "1,862-line file (seen, unseen, all), each its own process",
-)
-@click.option(
-    "--executors", is_flag=True, help="time the grid: local on all cores, local on one thread, Ray"
-)
-@click.option(
-    "--overhead", is_flag=True, help="training tokens/s: the harness's loop vs a plain PyTorch loop"
-)
-@click.option(
-    "--device",
-    type=click.Choice(["cuda", "cpu"]),
-    help="every method's training and decoding tokens/s, MFU and peak memory on this device, "
-    "the harness against plain transformers + PEFT",
-)
-@click.option("--model", help="--device: the model (random:gpt2-medium on cuda, mini on cpu)")
-@click.option(
-    "--peak-tflops",
-    type=click.FloatRange(min=0, min_open=True),
-    help="--device: the device's peak, for MFU (default: a GPU's datasheet peak; CPU: none)",
-)
-@click.option("--steps", type=click.IntRange(min=1), help="--device: timed training steps per row")
-@click.option("--new-tokens", type=click.IntRange(min=1), help="--device: new tokens per input")
-@click.option("--json", "as_json", is_flag=True, help="--overhead, --device: print JSON")
-def perf(
-    grid: str,
-    warm_only: bool,
-    out: Path | None,
-    metrics_only: bool,
-    executors: bool,
-    overhead: bool,
-    as_json: bool,
-    **throughput: Any,
-) -> None:
-    """Benchmark a grid: cold (empty model cache), warm, and a rerun that skips every cell."""
-    from bench.perf.timing import (
-        benchmark,
-        executor_benchmark,
-        metrics_benchmark,
-        overhead_benchmark,
-        overhead_lines,
-    )
-    from bench.spec.grid import load_grid
+# --- perf: the measuring tools (bench.perf) ---------------------------------------------------
 
-    summary = ""
-    device = throughput.pop("device")
-    if device is not None or any(value is not None for value in throughput.values()):
-        text, summary = _throughput(device, as_json, **throughput)
-    elif overhead:
-        console.print("timing 60 fine-tuning steps of mini-e2e: the harness's loop, a plain loop")
-        result = overhead_benchmark()
-        text = json.dumps(result, indent=2)
-        summary = "" if as_json else overhead_lines(result)
-    elif metrics_only:
-        console.print("timing the e2e metric suite on the 630 TGen outputs, then bench score")
-        text = json.dumps(metrics_benchmark(), indent=2)
-    elif executors:
-        load_grid(grid)
-        console.print(f"benchmarking grid {grid}: local (all cores, one thread), then Ray")
-        text = json.dumps(executor_benchmark(grid), indent=2)
-    else:
-        load_grid(grid)  # bad input fails here, before minutes of work
-        runs = "warm, rerun" if warm_only else "cold, warm, rerun"
-        console.print(f"benchmarking grid {grid}: {runs}")
-        text = json.dumps(benchmark(grid, cold=not warm_only), indent=2)
+# The spellings before `perf` had subcommands (kept for one release): a flag that picked the
+# benchmark -> its subcommand. `--device` stays an option of `perf device`.
+_OLD_PERF_FLAGS = {"--overhead": "overhead", "--metrics": "metrics", "--executors": "executors"}
+_DEVICE_ONLY = ("--model", "--peak-tflops", "--steps", "--new-tokens")
+_PERF_NOTE = "bench.perf.deprecated"
+
+
+def _option_given(args: list[str], names: tuple[str, ...]) -> bool:
+    return any(arg.split("=", 1)[0] in names for arg in args)
+
+
+def _perf_subcommand(args: list[str]) -> list[str]:
+    """An old `perf` spelling (no subcommand: flags only, or nothing) as a subcommand's."""
+    if _option_given(args, ("--device",)):
+        return ["device", *args]
+    if _option_given(args, _DEVICE_ONLY):
+        raise UserError(
+            "--model, --peak-tflops, --steps and --new-tokens go with --device cuda|cpu "
+            "(now: python -m bench perf device)"
+        )
+    for flag, command in _OLD_PERF_FLAGS.items():
+        if flag in args:
+            return [command, *(arg for arg in args if arg != flag)]
+    return ["grid", *args]
+
+
+class _PerfCommand(click.Command):
+    """A `perf` subcommand that, run by an old spelling, ends with that spelling's note: after
+    the results, where a long run's log does not bury it, and never beside an error line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        result = super().invoke(ctx)
+        note = ctx.parent.meta.pop(_PERF_NOTE, None) if ctx.parent else None
+        if note:
+            click.echo(note, err=True)
+        return result
+
+
+class _PerfGroup(click.Group):
+    """`perf` with a subcommand per benchmark; the old flag spellings (`perf`, `perf --overhead`,
+    `perf --device cuda`, ...) still run, with a one-line note on stderr naming the new one."""
+
+    command_class = _PerfCommand
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        first = args[0] if args else "-"
+        if first.startswith("-") and first not in ctx.help_option_names:
+            new = _perf_subcommand(args)
+            was, now = shlex.join(["bench", "perf", *args]), shlex.join(["bench", "perf", *new])
+            ctx.meta[_PERF_NOTE] = f"note: '{was}' is deprecated; use '{now}'"
+            args = new
+        return super().parse_args(ctx, args)
+
+
+@app.group(cls=_PerfGroup)
+def perf() -> None:
+    """Speed benchmarks: a grid's wall time, the training loop's overhead, the metric suite,
+    the executors, and every method's throughput on a device against plain transformers + PEFT."""
+
+
+_perf_out = click.option("--out", type=click.Path(path_type=Path), help="also write the JSON here")
+_perf_json = click.option("--json", "as_json", is_flag=True, help="print JSON, not a summary")
+
+
+def _perf_print(text: str, summary: str, out: Path | None) -> None:
+    """The summary (or the JSON) to stdout; the JSON to `out` too."""
     print(summary or text)
     if out is not None:
         out.write_text(text + "\n")
 
 
-def _throughput(device: str | None, as_json: bool, **options: Any) -> tuple[str, str]:
-    """`perf --device`: the throughput benchmark's JSON, and its table unless `as_json`."""
-    if device is None:
-        raise UserError(
-            "--model, --peak-tflops, --steps and --new-tokens go with --device cuda|cpu"
-        )
+@perf.command("grid", short_help="A grid's wall time: cold, warm, rerun")
+@click.option("--grid", default="mini", show_default=True, help="preset name or YAML path")
+@click.option("--warm-only", is_flag=True, help="skip the cold run (keep the model cache)")
+@_perf_out
+def perf_grid(grid: str, warm_only: bool, out: Path | None) -> None:
+    """A grid's wall time: cold (empty model cache), warm, and a rerun that skips every cell."""
+    from bench.perf.grid import benchmark
+    from bench.spec.grid import load_grid
+
+    load_grid(grid)  # bad input fails here, before minutes of work
+    runs = "warm, rerun" if warm_only else "cold, warm, rerun"
+    console.print(f"benchmarking grid {grid}: {runs}")
+    _perf_print(json.dumps(benchmark(grid, cold=not warm_only), indent=2), "", out)
+
+
+@perf.command("overhead", short_help="The training loop against a plain PyTorch loop")
+@_perf_json
+@_perf_out
+def perf_overhead(as_json: bool, out: Path | None) -> None:
+    """Training tokens/s: the harness's loop against a plain PyTorch loop (60 fine-tuning steps
+    of mini-e2e, best of 3 rounds), which must end with the same weights bit for bit."""
+    from bench.perf.overhead import overhead_benchmark, overhead_lines
+
+    console.print("timing 60 fine-tuning steps of mini-e2e: the harness's loop, a plain loop")
+    result = overhead_benchmark()
+    _perf_print(json.dumps(result, indent=2), "" if as_json else overhead_lines(result), out)
+
+
+@perf.command("metrics", short_help="The E2E metric suite and `bench score`")
+@_perf_out
+def perf_metrics(out: Path | None) -> None:
+    """Time the E2E metric suite on 630 outputs, then `bench score` on E2E TGen and on WebNLG's
+    1,862-line file (seen, unseen, all), each in a process of its own."""
+    from bench.perf.metrics import metrics_benchmark
+
+    console.print("timing the e2e metric suite on the 630 TGen outputs, then bench score")
+    _perf_print(json.dumps(metrics_benchmark(), indent=2), "", out)
+
+
+@perf.command("executors", short_help="A grid on the local executor and on Ray")
+@click.option("--grid", default="mini", show_default=True, help="preset name or YAML path")
+@_perf_out
+def perf_executors(grid: str, out: Path | None) -> None:
+    """Time a grid: the local executor on all cores, then on one thread, then Ray."""
+    from bench.perf.executors import executor_benchmark
+    from bench.spec.grid import load_grid
+
+    load_grid(grid)
+    console.print(f"benchmarking grid {grid}: local (all cores, one thread), then Ray")
+    _perf_print(json.dumps(executor_benchmark(grid), indent=2), "", out)
+
+
+@perf.command("device", short_help="Every method against plain transformers + PEFT")
+@click.option(
+    "--device", type=click.Choice(["cuda", "cpu"]), default="cuda", show_default=True,
+    help="where to measure",
+)  # fmt: skip
+@click.option("--model", help="the model (default: random:gpt2-medium on cuda, mini on cpu)")
+@click.option(
+    "--peak-tflops",
+    type=click.FloatRange(min=0, min_open=True),
+    help="the device's peak, for MFU (default: a GPU's datasheet peak; CPU: none)",
+)
+@click.option("--steps", type=click.IntRange(min=1), help="timed training steps per row")
+@click.option("--new-tokens", type=click.IntRange(min=1), help="new tokens per input")
+@_perf_json
+@_perf_out
+def perf_device(device: str, as_json: bool, out: Path | None, **options: Any) -> None:
+    """Every method's training and decoding tokens/s, MFU and peak memory on this device, the
+    harness against plain transformers + PEFT (each method's registered plain equivalent)."""
     _quiet_libraries()
     from bench.perf.device import throughput_benchmark, throughput_table
 
     result = throughput_benchmark(device, **options, log=console.print)
-    return json.dumps(result, indent=2), "" if as_json else throughput_table(result)
+    _perf_print(json.dumps(result, indent=2), "" if as_json else throughput_table(result), out)
 
 
 def main() -> None:

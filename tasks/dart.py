@@ -96,7 +96,6 @@ def _triple(value: Any, where: str) -> Triple:
 
 @TASKS.register("dart")
 class DART(Task):
-    name = "dart"
     version = "1"
     description = "DART v1.1.1 open-domain triples -> text; test 5,097 inputs / 12,552 references"
     eval_splits = (EvalSplit("test", ood=False),)

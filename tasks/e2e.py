@@ -59,7 +59,6 @@ def group_references(pairs: Iterable[tuple[str, str, str]]) -> list[Example]:
 
 @TASKS.register("e2e")
 class E2E(Task):
-    name = "e2e"
     version = "1"
     description = "E2E NLG restaurant MRs -> text; test 630 inputs / 4,693 references"
     eval_splits = (EvalSplit("test", ood=False),)
@@ -98,7 +97,6 @@ class E2E(Task):
 
 @TASKS.register("e2e-cleaned")
 class E2ECleaned(E2E):
-    name = "e2e-cleaned"
     description = "E2E with the e2e-cleaning fixed MRs (Dušek et al., 2019); test 1,847 MRs"
     files: ClassVar[dict[str, str]] = {
         TRAIN: "e2e/cleaned/train-fixed.no-ol.csv",

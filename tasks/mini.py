@@ -25,7 +25,6 @@ def _example(entity: world.Entity, facts: list[tuple[str, str]], source: str, ke
 
 @TASKS.register("mini-e2e")
 class MiniE2E(Task):
-    name = "mini-e2e"
     version = world.WORLD_VERSION
     description = "E2E-like restaurant records (name, eatType and 2-6 more slots), 3 references"
     eval_splits = (EvalSplit("test", ood=False),)
@@ -50,7 +49,6 @@ def _e2e(split: str, n: int) -> tuple[Example, ...]:
 
 @TASKS.register("mini-webnlg")
 class MiniWebNLG(Task):
-    name = "mini-webnlg"
     version = world.WORLD_VERSION
     description = (
         "WebNLG-like triples about one entity (1-4 facts), 3 references; test_seen has the "

@@ -112,7 +112,6 @@ def _test_inputs(entries: list[dict[str, Any]]) -> list[tuple[str, Example]]:
 
 @TASKS.register("webnlg")
 class WebNLG(Task):
-    name = "webnlg"
     version = "1"
     description = (
         "WebNLG 2017 triples -> text; test_seen 971 (10 training categories), test_unseen 891 "

@@ -168,7 +168,6 @@ def _split_ids(path: Path) -> dict[str, list[str]]:
 
 @TASKS.register("xsum")
 class XSum(Task):
-    name = "xsum"
     version = "1"
     description = "XSum BBC articles -> one-sentence summaries; official 90/5/5 split (test 11,334)"
     eval_splits: tuple[EvalSplit, ...] = (EvalSplit("test", ood=False),)
@@ -333,7 +332,6 @@ def _is_unseen_news(topic: tuple[str, ...]) -> bool:
 class XSumNewsSports(XSumTopics):
     """Train and dev on news articles; test on sport (OOD) and on news (ID)."""
 
-    name = "xsum-news-sports"
     description = "XSum, train on news, test on sport (OOD, <= 8,000 seeded) and news (ID)"
     eval_splits = (EvalSplit("test_news", ood=False), EvalSplit("test_sport", ood=True))
     train_topic = staticmethod(_is_news)
@@ -347,7 +345,6 @@ class XSumNewsSports(XSumTopics):
 class XSumWithinNews(XSumTopics):
     """Train and dev on news/uk, news/business, news/world; test on other news topics (OOD)."""
 
-    name = "xsum-within-news"
     description = "XSum news, train on uk/business/world, test on other news topics (OOD)"
     eval_splits = (EvalSplit("test_seen", ood=False), EvalSplit("test_unseen", ood=True))
     train_topic = staticmethod(_is_seen_news)

@@ -39,6 +39,31 @@ decode: {num_beams: 2, max_new_tokens: 24}
 # 256 dev pairs) that a signal sent once a cell runs always finds one running.
 SLOW_GRID = TINY_GRID.replace("epochs: 1", "epochs: 40, dev_examples: 256")
 
+# Hybrids (Hewitt et al., 2021) on their dependencies: an ensemble of a prefix and an FT cell, and a
+# cocktail whose prefix teacher is the grid's own prefix entry.
+HYBRID_GRID = """
+name: hybrids
+model: mini-tiny
+tasks:
+  - {name: mini-e2e, n_train: [16], eval_limit: 4}
+methods:
+  - name: ensemble
+    settings:
+      lam: 0.5
+      prefix: {settings: {length: 4, mlp_hidden: 16}, train: {lr: 5.0e-3}}
+      finetune: {train: {lr: 1.0e-3}}
+  - name: cocktail
+    settings:
+      beta: 0.5
+      teacher: {settings: {length: 4, mlp_hidden: 16}, train: {lr: 5.0e-3}}
+    train: {lr: 1.0e-3}
+  - name: prefix
+    settings: {length: 4, mlp_hidden: 16}
+    train: {lr: 5.0e-3}
+train: {epochs: 1, batch_size: 8}
+decode: {num_beams: 2, max_new_tokens: 12}
+"""
+
 
 @pytest.fixture(scope="session", autouse=True)
 def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -22,6 +22,26 @@ def _as_from_a_shell() -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
+def fresh_python(code: str) -> str:
+    """What `code` prints in a fresh interpreter (whose modules no earlier test imported)."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def bench(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`python -m bench ARGS` as a user runs it (in the repository unless `cwd`), to the end."""
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+        env=env,
+        timeout=300,
+    )
+
+
 def bench_process(grid: Path, results: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "bench", "run", "--grid", str(grid), "--results-dir", str(results),

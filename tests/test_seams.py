@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.runs import fresh_python
+
 ROOT = Path(__file__).resolve().parent.parent
 FOLDERS = {"bench": "bench", "tasks": "bench.tasks", "methods": "bench.methods",
            "reports": "bench.reports", "grids": "bench.grids"}  # fmt: skip
@@ -190,8 +192,7 @@ def test_loading_a_grid_imports_neither_torch_nor_transformers():
         "expand(spec); load_grid('cocktails'); "
         "print('torch' in sys.modules, 'transformers' in sys.modules, 'pandas' in sys.modules)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False", "False", "False"]
+    assert fresh_python(code).split() == ["False", "False", "False"]
 
 
 def test_the_wheel_installs_one_package_named_bench(tmp_path):

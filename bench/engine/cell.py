@@ -231,9 +231,9 @@ def train_model(
         built.train_config,
         cell.seed,
         built.device,
-        progress,
-        checkpoints,
-        micro_batch,
+        progress=progress,
+        checkpoint=checkpoints,
+        micro_batch=micro_batch,
     )
 
 
@@ -251,7 +251,7 @@ def generate_outputs(
         cell.decode,
         built.train_config.max_source_tokens,
         built.device,
-        progress,
+        progress=progress,
         precision=resolve_precision(built.train_config.precision, built.device),
         stats=stats,
     )

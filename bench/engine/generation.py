@@ -213,6 +213,7 @@ def generate(
     config: DecodeConfig,
     max_source_tokens: int,
     device: torch.device,
+    *,
     progress: Progress | None = None,
     precision: str = "fp32",
     stats: DecodeStats | None = None,

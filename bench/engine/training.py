@@ -220,6 +220,7 @@ def train(
     config: TrainConfig,
     seed: int,
     device: torch.device,
+    *,
     progress: Progress | None = None,
     checkpoint: Checkpointing | None = None,
     micro_batch: int | None = None,

@@ -216,11 +216,12 @@ def _dart(hypotheses: Sequence[str], references: References) -> View:
 
 
 # --- the suites -----------------------------------------------------------------------------
-def _register(suite: Suite) -> None:
-    SUITES.register(suite.name)(suite)
+def register_suite(suite: Suite) -> Suite:
+    """Register a metric suite under its name (a plugin's suite too); returns it."""
+    return SUITES.register(suite.name)(suite)
 
 
-_register(
+register_suite(
     Suite(
         "e2e",
         "E2E NLG Challenge scorer (e2e-metrics measure_scores.py): mteval-v13a BLEU and NIST, "
@@ -235,7 +236,7 @@ _register(
         ),
     )
 )
-_register(
+register_suite(
     Suite(
         "webnlg",
         "WebNLG 2017 challenge evaluation (as the DART repo runs it): multi-bleu -lc, "
@@ -248,7 +249,7 @@ _register(
         ),
     )
 )
-_register(
+register_suite(
     Suite(
         "dart",
         "DART evaluation (run_eval_on_dart.sh): multi-bleu, METEOR 1.5 and tercom TER against "
@@ -263,7 +264,7 @@ _register(
         ),
     )
 )
-_register(
+register_suite(
     Suite(
         "xsum",
         "XSum: ROUGE-1/2/L F1 with Porter stemming (rouge-score), x100",
@@ -275,7 +276,7 @@ _register(
         ),
     )
 )
-_register(
+register_suite(
     Suite(
         "mini",
         "the mini tasks: sacrebleu BLEU and rouge-score ROUGE-L (both 0-100)",

@@ -36,6 +36,7 @@ class GridRun:
 
 def run_grid(
     grid: str | Path = "mini",
+    *,
     results_dir: str | Path = "results",
     data_dir: str | Path | None = None,
     model: str | None = None,
@@ -86,7 +87,14 @@ def run_grid(
 
                 executor = RayExecutor(ray, data, (*plugins, *spec.plugins))
             summary = run_cells(
-                cells, store, results, data, force, progress, checkpoint_minutes, executor
+                cells,
+                store,
+                results,
+                data,
+                force=force,
+                progress=progress,
+                checkpoint_minutes=checkpoint_minutes,
+                executor=executor,
             )
         report = write_report(store, spec.name, results / "reports" / spec.name)
     finally:

@@ -68,6 +68,7 @@ def run_cells(
     store: Store,
     results_dir: Path,
     data_dir: Path | None,
+    *,
     force: bool = False,
     progress: Progress | None = None,
     checkpoint_minutes: float = CHECKPOINT_MINUTES,

@@ -4,7 +4,8 @@ This is the torch-free half of a method (the half a grid needs to validate and e
 settings class (`config.py` of a method folder) and a reference to the module that wraps a base
 model (`model.py`), imported only when a cell is built (`bench.engine.adapted.build_method`).
 Methods register in one call, `bench.spec.registry.register_method(name, Settings,
-"pkg.model:ModelClass")`.
+"pkg.model:ModelClass")`, which may also name the method's plain-library equivalent
+(`plain="pkg.plain:function"`, a reference too: only the measuring tools import it).
 
 The model class is an `AdaptedLM` (`bench.engine.adapted`, the method/engine contract) whose
 constructor takes `(base, settings, context)`.
@@ -24,6 +25,10 @@ class Method:
     model: ClassVar[str | type | None] = None  # "module:Class", or the class itself
     description: ClassVar[str] = ""
     keeps_dependencies: ClassVar[bool] = False  # hybrids that need their dependencies to decode
+    # "module:function" of the same method built by the library a user would reach for (PEFT,
+    # adapters, transformers), `(base, settings, derived) -> (model, what it is)`: the plain
+    # side `bench perf device` measures the method against; None: not measured there.
+    plain: ClassVar[str | None] = None
 
     @classmethod
     def dependencies(cls, settings: MethodSettings) -> dict[str, tuple[str, Dependency]]:

@@ -31,14 +31,21 @@ PLUGIN_GROUP = "bench.plugins"
 
 class Registry(Generic[T]):
     """Name -> entry, filled by `register`. Entries are subclasses of `base` (with `classes`)
-    or instances of it; `discover` names the packages whose modules register themselves."""
+    or instances of it; `discover` names the packages whose modules register themselves. With
+    `named`, registering sets the entry's `name`, so that a name is written once."""
 
     def __init__(
-        self, kind: str, base: type, discover: tuple[str, ...] = (), classes: bool = True
+        self,
+        kind: str,
+        base: type,
+        discover: tuple[str, ...] = (),
+        classes: bool = True,
+        named: bool = False,
     ) -> None:
         self.kind = kind
         self._base = base
         self._classes = classes
+        self._named = named
         self._discover = discover
         self._entries: dict[str, T] = {}
         self._discovered = False
@@ -61,6 +68,14 @@ class Registry(Generic[T]):
                     f"{self.kind} {name!r} is registered twice, by {_origin(known)} and by "
                     f"{_origin(entry)}; rename one of them"
                 )
+            if self._named:
+                declared = vars(entry).get("name", name)
+                if declared != name:
+                    raise TypeError(
+                        f"{self.kind} {name!r}: {entry!r} also declares name = {declared!r}; "
+                        "the registration names it, drop the attribute"
+                    )
+                entry.name = name  # type: ignore[attr-defined]
             self._entries[name] = entry
             return entry
 
@@ -100,7 +115,7 @@ def _origin(entry: Any) -> str:
     return getattr(entry, "__module__", None) or type(entry).__module__
 
 
-TASKS: Registry[type[Task]] = Registry("task", Task, discover=("bench.tasks",))
+TASKS: Registry[type[Task]] = Registry("task", Task, discover=("bench.tasks",), named=True)
 METHODS: Registry[type[Method]] = Registry("method", Method, discover=("bench.methods",))
 
 
@@ -110,9 +125,12 @@ def register_method(
     model: str | type,
     description: str = "",
     keeps_dependencies: bool = False,
+    plain: str | None = None,
 ) -> type[Method]:
     """Register a method in one call: its settings class and its `AdaptedLM` class (or its
-    import path, "package.module:Class", so that validating a grid never imports it)."""
+    import path, "package.module:Class", so that validating a grid never imports it); `plain`:
+    the import path ("package.module:function") of its plain-library equivalent, which
+    `bench perf device` races it against."""
     method = type(
         f"{settings.__name__.removesuffix('Settings') or 'Custom'}Method",
         (Method,),
@@ -121,6 +139,7 @@ def register_method(
             "model": model,
             "description": description,
             "keeps_dependencies": keeps_dependencies,
+            "plain": plain,
             "__module__": settings.__module__,
         },
     )

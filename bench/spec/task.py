@@ -48,7 +48,7 @@ class Task:
     stored results of the old data are not mistaken for the new.
     """
 
-    name: str
+    name: str  # set by its registration, `@TASKS.register(name)`
     version: str = "1"
     description: str = ""
     eval_splits: tuple[EvalSplit, ...] = ()

@@ -8,4 +8,5 @@ register_method(
     AdapterSettings,
     "bench.methods.adapter.model:AdapterLM",
     description="adapter-tuning (adapters library): bottleneck adapters sized by a parameter share",
+    plain="bench.methods.adapter.plain:plain_model",
 )

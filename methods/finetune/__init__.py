@@ -8,4 +8,5 @@ register_method(
     FinetuneSettings,
     "bench.methods.finetune.model:FinetunedLM",
     description="full fine-tuning: all parameters trained and stored",
+    plain="bench.methods.finetune.plain:plain_model",
 )

@@ -8,4 +8,5 @@ register_method(
     FinetuneTopSettings,
     "bench.methods.finetune_top.model:TopLM",
     description="FT-top: only the top k blocks (and the final layer norm) trained and stored",
+    plain="bench.methods.finetune_top.plain:plain_model",
 )

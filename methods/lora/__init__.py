@@ -8,4 +8,5 @@ register_method(
     LoraSettings,
     "bench.methods.lora.model:LoraLM",
     description="LoRA (PEFT): trained low-rank updates of the attention projections",
+    plain="bench.methods.lora.plain:plain_model",
 )

@@ -8,4 +8,5 @@ register_method(
     PrefixSettings,
     "bench.methods.prefix.model:PrefixLM",
     description="prefix-tuning: trained key/value prefix in every layer (MLP reparametrized)",
+    plain="bench.methods.prefix.plain:plain_model",
 )

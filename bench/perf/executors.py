@@ -1,0 +1,39 @@
+"""`python -m bench perf executors`: what running cells side by side (Ray) gains over the local
+executor, which runs one cell after another, timed on whole `bench run` commands."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from bench.cache import cache_root
+from bench.perf.grid import timed_run
+from bench.perf.machine import machine
+
+
+def executor_benchmark(grid: str) -> dict[str, object]:
+    """The grid three ways: the local executor, one cell after another, on
+    all cores (torch's threads) and on one thread; then as Ray tasks, one CPU each, as many at
+    once as the machine has cores.
+
+    Two ratios, because they answer two questions. `speedup_same_threads` (one-thread local /
+    Ray) is what running cells side by side gains for the same work: both compute the same
+    outputs byte for byte. `speedup_vs_all_cores` (all-core local / Ray) is what a user of this
+    machine gains over the default, where torch already spreads one cell over every core.
+    """
+    with tempfile.TemporaryDirectory(prefix="bench-perf-") as tmp:
+        root = Path(tmp)
+        local = timed_run(grid, root / "local", cache_root())
+        one_thread = timed_run(grid, root / "one-thread", cache_root(), threads=1)
+        ray = timed_run(grid, root / "ray", cache_root(), "--executor", "ray")
+    return {
+        "grid": grid,
+        "seconds": {
+            "local_all_cores": round(local, 1),
+            "local_one_thread": round(one_thread, 1),
+            "ray": round(ray, 1),
+        },
+        "speedup_same_threads": round(one_thread / ray, 2),
+        "speedup_vs_all_cores": round(local / ray, 2),
+        "machine": machine(),
+    }

@@ -1,0 +1,1 @@
+"""bench.engine: encoding, training, precision, generation and beam search."""

@@ -1,0 +1,1 @@
+"""bench.methods: each method built, counted, trained and reloaded."""

@@ -1,0 +1,1 @@
+"""bench.metrics: the metric implementations, their suites and bootstrap."""

@@ -1,0 +1,1 @@
+"""bench.mini: the mini world and the shipped mini LMs."""

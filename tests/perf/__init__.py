@@ -1,0 +1,1 @@
+"""The measuring tools (bench.perf): benchmark commands and their plain reference loops."""

@@ -1,0 +1,1 @@
+"""bench.reports: layouts, renderings and the report page."""

@@ -1,0 +1,1 @@
+"""bench.run: the runner and the Python API."""

@@ -1,0 +1,1 @@
+"""bench.spec: grids, presets, the registries."""

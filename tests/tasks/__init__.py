@@ -1,0 +1,1 @@
+"""bench.tasks and bench.data: task loaders, downloads, data stats."""
