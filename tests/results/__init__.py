@@ -1,0 +1,1 @@
+"""bench.results: the store, bundles and the regression gate."""
