@@ -6,15 +6,19 @@ User errors (`UserError`) print one line and exit 2; nothing else is caught here
 
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
 import shlex
+import sqlite3
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from bench.errors import UserError
 
@@ -23,6 +27,37 @@ if TYPE_CHECKING:
     from bench.results.compare import ComparisonReport
 
 console = Console(stderr=True)
+
+
+class FiniteFloat(click.FloatRange):
+    """A float option within its range that is a number: NaN passes every `>=` test as False,
+    and infinity makes no sense as a tolerance, a period or a share of a machine."""
+
+    name = "finite float"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+class OutFile(click.Path):
+    """A file a command writes: a new or regular file in an existing folder, checked before the
+    work (a folder, a device or a missing folder is refused, not found out after minutes)."""
+
+    def __init__(self) -> None:
+        super().__init__(path_type=Path)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        path = super().convert(value, param, ctx)
+        if path.exists() and not path.is_file():
+            self.fail(f"{path} exists and is not a regular file; pass a file path", param, ctx)
+        if not path.parent.is_dir():
+            self.fail(f"{path.parent} is not a folder; create it first", param, ctx)
+        return path
+
+
 results_dir_option = click.option(
     "--results-dir",
     type=click.Path(path_type=Path),
@@ -33,7 +68,7 @@ results_dir_option = click.option(
 
 tolerance_option = click.option(
     "--tolerance",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0),
     default=0.0,
     show_default=True,
     help="a significantly worse metric regresses only beyond this delta (paper scale, e.g. 0.5 "
@@ -83,7 +118,7 @@ def _quiet_libraries() -> None:
 @plugin_option
 @click.option(
     "--checkpoint-minutes",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0),
     default=10.0,
     show_default=True,
     help="a running cell saves its training state this often; a rerun resumes there",
@@ -96,15 +131,15 @@ def _quiet_libraries() -> None:
     help="local: one cell after another in this process; ray: cells as Ray tasks, many at once",
 )
 @click.option("--ray-address", help="ray: join this cluster (auto, or HOST:PORT); default: local")
-@click.option("--cpus-per-cell", type=click.FloatRange(min=0.01), help="ray: CPUs per cell [1]")
+@click.option("--cpus-per-cell", type=FiniteFloat(min=0.01), help="ray: CPUs per cell [1]")
 @click.option(
     "--gpus-per-cell",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0),
     help="ray: GPUs per cell [1 where the cluster has GPUs, else 0]",
 )
 @click.option(
     "--max-retries",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=100),
     default=2,
     show_default=True,
     help="ray: retries of a cell whose worker or node died",
@@ -166,7 +201,7 @@ def run(
         f"{len(summary.failed)} failed in {outcome.seconds:.1f}s; report: {outcome.report}"
     )
     for cell, reason in summary.failed:
-        console.print(f"[red]failed[/] {cell.describe()}: {reason}")
+        console.print(f"[red]failed[/] {escape(f'{cell.describe()}: {reason}')}")
     if baseline is not None:
         candidate = load_source(results_dir, outcome.spec.name)
         if _compare(baseline, candidate, (), tolerance, console).regressions or summary.failed:
@@ -180,14 +215,20 @@ def run(
 def report(results_dir: Path, grid: str | None, intervals: bool) -> None:
     """Re-render reports (tables, figures, index.html) from the results database only."""
     from bench.reports.report import write_report
+    from bench.results.paths import check_path_text, inside
     from bench.results.store import Store
+    from bench.run.signals import interrupts_kept
 
+    check_path_text(results_dir, "--results-dir")
     store = Store.open_existing(results_dir)
     grids = [grid] if grid else store.grids()
     store.check_grid(grid)
-    for name in grids:
-        out = results_dir / "reports" / name
-        console.print(f"wrote {write_report(store, name, out, intervals)}")
+    inside(results_dir, "reports")
+    folders = {name: inside(results_dir, f"reports/{name}") for name in grids}
+    for name, out in folders.items():
+        with interrupts_kept():
+            console.print(f"wrote {write_report(store, name, out, intervals)}", markup=False)
+    _say_broken(results_dir, grid)
 
 
 @app.command()
@@ -200,9 +241,7 @@ def report(results_dir: Path, grid: str | None, intervals: bool) -> None:
     show_default=True,
 )
 @click.option("--grid", help="only this grid")
-@click.option(
-    "--out", type=click.Path(path_type=Path), help="bundle: the file to write (gzip JSON)"
-)
+@click.option("--out", type=OutFile(), help="bundle: the file to write (gzip JSON)")
 def export(results_dir: Path, format_: str, grid: str | None, out: Path | None) -> None:
     """The results matrix as rows, one per (cell, split, metric), to stdout; or (bundle) the
     finished cells with their predictions in one file, a baseline for `bench compare`."""
@@ -215,13 +254,30 @@ def export(results_dir: Path, format_: str, grid: str | None, out: Path | None) 
         if out is None:
             raise UserError("--format bundle writes a file: pass --out FILE (e.g. NAME.json.gz)")
         count = write_bundle(results_dir, out, grid)
-        console.print(f"wrote {count} cells to {out} ({out.stat().st_size:,} bytes)")
+        console.print(f"wrote {count} cells to {out} ({out.stat().st_size:,} bytes)", markup=False)
+        _say_broken(results_dir, grid)
         return
     if out is not None:
         raise UserError("--out is for --format bundle; json and csv go to stdout")
     store = Store.open_existing(results_dir)
     store.check_grid(grid)
     terminal.export_rows(store, grid, format_, sys.stdout)
+    _say_broken(results_dir, grid)
+
+
+def _say_broken(results_dir: Path, grid: str | None) -> None:
+    """One line (stderr) per finished cell whose files are missing or changed, once the
+    command's work is done (a failure stays one line): reading commands repair nothing, the next
+    `run` does."""
+    from bench.results.store import Store, broken_cells
+
+    store = Store.open_existing(results_dir)
+    try:
+        for cell in broken_cells(store, results_dir, grid):
+            line = f"broken: {cell.describe()}; the next `run` restores or reruns it"
+            console.print(line, style="yellow", markup=False, highlight=False, soft_wrap=True)
+    finally:
+        store.close()
 
 
 @app.command()
@@ -318,8 +374,8 @@ def download(task: str, to: Path | None) -> None:
     from bench.data.files import default_data_dir
 
     target = to or default_data_dir()
-    files = fetch(task, target, say=lambda line: console.print(line, highlight=False))
-    console.print(f"{len(files)} files in {target}; use --data-dir {target}")
+    files = fetch(task, target, say=lambda line: console.print(line, highlight=False, markup=False))
+    console.print(f"{len(files)} files in {target}; use --data-dir {target}", markup=False)
 
 
 @data.command()
@@ -507,7 +563,7 @@ def perf() -> None:
     the executors, and every method's throughput on a device against plain transformers + PEFT."""
 
 
-_perf_out = click.option("--out", type=click.Path(path_type=Path), help="also write the JSON here")
+_perf_out = click.option("--out", type=OutFile(), help="also write the JSON here")
 _perf_json = click.option("--json", "as_json", is_flag=True, help="print JSON, not a summary")
 
 
@@ -529,7 +585,7 @@ def perf_grid(grid: str, warm_only: bool, out: Path | None) -> None:
 
     load_grid(grid)  # bad input fails here, before minutes of work
     runs = "warm, rerun" if warm_only else "cold, warm, rerun"
-    console.print(f"benchmarking grid {grid}: {runs}")
+    console.print(f"benchmarking grid {grid}: {runs}", markup=False)
     _perf_print(json.dumps(benchmark(grid, cold=not warm_only), indent=2), "", out)
 
 
@@ -566,7 +622,7 @@ def perf_executors(grid: str, out: Path | None) -> None:
     from bench.spec.grid import load_grid
 
     load_grid(grid)
-    console.print(f"benchmarking grid {grid}: local (all cores, one thread), then Ray")
+    console.print(f"benchmarking grid {grid}: local on all cores, on 1 thread, Ray", markup=False)
     _perf_print(json.dumps(executor_benchmark(grid), indent=2), "", out)
 
 
@@ -578,7 +634,7 @@ def perf_executors(grid: str, out: Path | None) -> None:
 @click.option("--model", help="the model (default: random:gpt2-medium on cuda, mini on cpu)")
 @click.option(
     "--peak-tflops",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloat(min=0, min_open=True),
     help="the device's peak, for MFU (default: a GPU's datasheet peak; CPU: none)",
 )
 @click.option("--steps", type=click.IntRange(min=1), help="timed training steps per row")
@@ -608,9 +664,36 @@ def main() -> None:
         _error_line(f"{error.format_message()} (see `{command} --help`)")
     except click.ClickException as error:
         _error_line(error.format_message())
+    except (OSError, sqlite3.DatabaseError) as error:
+        failure = _environment_failure(error)
+        if failure is None:
+            raise
+        _error_line(failure, status=1)
 
 
-def _error_line(message: str) -> NoReturn:
-    """Bad input: one line naming the problem and the fix, exit status 2."""
-    console.print(f"[red]error:[/] {' '.join(message.split())}", highlight=False, soft_wrap=True)
-    sys.exit(2)
+KEPT = "finished cells are kept"
+
+
+def _environment_failure(error: OSError | sqlite3.DatabaseError) -> str | None:
+    """What the machine did to a run (a full disk, an I/O error, a store damaged while it ran),
+    as one line for exit status 1; None for anything else, which is a bug and traces back."""
+    if isinstance(error, OSError):
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS):
+            return None
+        where = f" ({error.filename})" if error.filename else ""
+        return f"{error.strerror}{where}: free space or fix the disk, and rerun ({KEPT})"
+    code = getattr(error, "sqlite_errorcode", None)
+    if code == sqlite3.SQLITE_FULL:
+        return f"the results database cannot grow (disk full): free space and rerun ({KEPT})"
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_IOERR):
+        return f"the results database is damaged ({error}): move it away or restore it, and rerun"
+    return None
+
+
+def _error_line(message: str, status: int = 2) -> NoReturn:
+    """One line naming the problem and the fix (the user's text in it printed as is, never read
+    as markup); exit status 2 for bad input, 1 for a run the machine failed."""
+    console.print(
+        f"[red]error:[/] {escape(' '.join(message.split()))}", highlight=False, soft_wrap=True
+    )
+    sys.exit(status)

@@ -25,12 +25,12 @@ Advance = Callable[..., None]
 
 def make_progress(console: Console | None = None) -> Progress:
     return Progress(
-        TextColumn("[progress.description]{task.description}"),
+        TextColumn("{task.description}", style="progress.description", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        TextColumn("{task.fields[info]}"),
+        TextColumn("{task.fields[info]}", markup=False),  # labels, paths: the user's text
         console=console,
     )
 

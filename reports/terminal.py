@@ -10,7 +10,9 @@ import json
 from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from bench.metrics import Metric
 from bench.metrics.suites import SUITES
@@ -72,12 +74,12 @@ def results_summary(store: Store, grid: str, console: Console) -> None:
         parts = column_groups(first, widths, console.width)
         for number, columns in enumerate(parts, 1):
             title = f"{grid}: {task}" + (f" ({number}/{len(parts)})" if len(parts) > 1 else "")
-            out = Table(title=title, title_justify="left")
+            out = Table(title=Text(title), title_justify="left")
             out.add_column("method", overflow="fold", width=first)
             for j in columns:
                 out.add_column(headers[j], justify="right", overflow="fold", width=widths[j])
             for label, row in zip(labels, rows, strict=True):
-                out.add_row(label, *(row[j] for j in columns))
+                out.add_row(Text(label), *(row[j] for j in columns))
             console.print(out)
     for missing in missing_metrics(store, grid):
         line = missing_note(missing)
@@ -122,7 +124,7 @@ def data_stats(table: dict[str, dict[str, dict[str, Any]]], console: Console) ->
             if "inputs" in row:
                 out.add_row(task, split, f"{row['inputs']:,}", f"{row['references']:,}", "")
             else:
-                out.add_row(task, split, "-", "-", f"absent: {row['reason']}")
+                out.add_row(task, split, "-", "-", Text(f"absent: {row['reason']}"))
     console.print(out)
     pools = [
         (t, s, row["pool"]) for t, rows in table.items() for s, row in rows.items() if "pool" in row
@@ -141,7 +143,7 @@ def _pool_table(pools: list[tuple[str, str, dict[str, Any]]]) -> Table:
     )  # fmt: skip
     for task, split, pool in pools:
         if "pool" not in pool:
-            out.add_row(task, split, "-", "-", "-", "-", "-", f"absent: {pool['reason']}")
+            out.add_row(task, split, "-", "-", "-", "-", "-", Text(f"absent: {pool['reason']}"))
             continue
         counts = (f"{pool[key]:,}" for key in ("ids", "known", "pool", "size"))
         unknown = pool["ids"] - pool["known"]
@@ -166,7 +168,7 @@ def comparison(report: ComparisonReport, console: Console) -> None:
     for task in tasks:
         over_seeds = any(len(r.seeds) > 1 for r in report.rows if r.task == task)
         table = Table(
-            title=f"{task}: {report.candidate} vs {report.baseline} (paper scale)",
+            title=Text(f"{task}: {report.candidate} vs {report.baseline} (paper scale)"),
             title_justify="left",
             caption=_SEEDS_CAPTION if over_seeds else None,
             caption_justify="left",
@@ -195,7 +197,7 @@ def comparison(report: ComparisonReport, console: Console) -> None:
     for item in report.not_compared:
         where = f" {item.split}" if item.split else ""
         console.print(
-            f"[yellow]not compared[/] {item.task} / {item.cell}{where}: {item.reason}",
+            f"[yellow]not compared[/] {escape(f'{item.task} / {item.cell}{where}: {item.reason}')}",
             highlight=False,
         )
     console.print(summary(report), highlight=False)

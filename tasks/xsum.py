@@ -39,7 +39,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
 
-from bench.data.files import data_root, field, read_json, read_jsonl, require
+from bench.data.files import data_root, field, read_json, read_jsonl, regular, require
 from bench.data.hub import hub_rows
 from bench.errors import UserError
 from bench.spec.registry import TASKS
@@ -93,7 +93,7 @@ def process_url(url: str) -> tuple[str, ...]:
 
 def parse_summary_file(path: Path) -> Article:
     """A `bbc-summary-data` file: [SN]URL[SN] / TITLE / FIRST-SENTENCE / RESTBODY sections."""
-    text = path.read_text(encoding="utf-8")
+    text = regular(path).read_text(encoding="utf-8")
     pieces = _SUMMARY_FIELD.split(text)
     sections = {pieces[i]: pieces[i + 1].strip() for i in range(1, len(pieces) - 1, 2)}
     if "FIRST-SENTENCE" not in sections or "RESTBODY" not in sections:
@@ -124,7 +124,7 @@ def read_url_file(path: Path) -> dict[str, str]:
     """id -> URL from `URL ID` lines (the -BBCids map) or bare URL lines (the URL lists), where
     the id is the number ending the URL."""
     urls = {}
-    with path.open(encoding="utf-8") as handle:
+    with regular(path).open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
             parts = line.split()
             match = _TRAILING_ID.search(parts[0]) if len(parts) == 1 else None

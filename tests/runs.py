@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -80,3 +82,24 @@ def check_consistent(results: Path, done_before: set[str]) -> set[str]:
         assert len(lines.splitlines()) == n and all(json.loads(x) for x in lines.splitlines())
         assert (results / "cells" / cell / "stored.safetensors").is_file()
     return done
+
+
+def ray_processes(title: str) -> list[psutil.Process]:
+    """This test process's descendants (a run's own local Ray, or one the test started) whose
+    title starts with `title`, never another session's: Ray titles a worker `ray::NAME` while it
+    runs the task NAME (`ray::cell-ID` here), and an actor's process `ray::CLASS`."""
+    found = []
+    for process in psutil.Process().children(recursive=True):
+        try:
+            if " ".join(process.cmdline()).startswith(title):
+                found.append(process)
+        except psutil.Error:  # gone, or a zombie, since it was listed
+            continue
+    return found
+
+
+def alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,8 +32,22 @@ def default_data_dir() -> Path:
     return cache_root() / "data"
 
 
+def regular(path: Path) -> Path:
+    """`path`, if it is a regular file (through links): a folder, a FIFO (whose reader waits for
+    a writer forever) or a device (/dev/zero never ends) in a data file's place is the user's."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as error:
+        raise UserError(f"{path}: cannot be read ({error.strerror}); check the data dir") from None
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a pipe or a device)"
+        raise UserError(f"{path} is {kind}, where a data file belongs; put the official file there")
+    return path
+
+
 def file_sha256(path: Path) -> str:
     """A data file's sha256, read in 1 MiB blocks: recorded with every cell, checked on download."""
+    regular(path)
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -58,7 +73,7 @@ def require(data_dir: Path | None, relative: str, task: str) -> Path:
 def read_csv(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
     """(line number, row) pairs of a CSV with a header that has at least `columns`."""
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
+        with regular(path).open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle, strict=True)
             missing = [c for c in columns if c not in (reader.fieldnames or [])]
             if missing:
@@ -85,7 +100,7 @@ def read_csv(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[int, dict[s
 
 def parse_xml(path: Path) -> ET.Element:
     try:
-        return ET.parse(path).getroot()
+        return ET.parse(regular(path)).getroot()
     except ET.ParseError as error:
         line, column = error.position
         raise UserError(
@@ -96,7 +111,7 @@ def parse_xml(path: Path) -> ET.Element:
 
 def read_json(path: Path) -> Any:
     try:
-        with path.open(encoding="utf-8") as handle:
+        with regular(path).open(encoding="utf-8") as handle:
             return json.load(handle)
     except json.JSONDecodeError as error:
         raise UserError(
@@ -106,7 +121,7 @@ def read_json(path: Path) -> Any:
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with path.open(encoding="utf-8") as handle:
+    with regular(path).open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
             if not line.strip():
                 continue

@@ -11,6 +11,8 @@ machine.
 from __future__ import annotations
 
 import gc
+import hashlib
+import json
 import os
 import platform
 import random
@@ -18,7 +20,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -48,7 +50,16 @@ from bench.spec.registry import METHODS, TASKS
 from bench.spec.settings import Cell, TrainConfig
 from bench.spec.task import DEV, TRAIN, Example, Task, low_data_subset, training_pairs
 
-PACKAGES = ("torch", "transformers", "tokenizers", "adapters", "peft", "sacrebleu", "rouge-score")
+PACKAGES = (
+    "prefix-bench",
+    "torch",
+    "transformers",
+    "tokenizers",
+    "adapters",
+    "peft",
+    "sacrebleu",
+    "rouge-score",
+)
 
 
 @dataclass
@@ -82,8 +93,11 @@ def run_cell(
     """Train and evaluate `cell`. `dependencies` maps a hybrid's roles to the folders of the
     finished cells it reuses (`cell.depends`). With `checkpoints`, training saves its state
     there as it goes and resumes a state saved by an interrupted run: the only files this
-    writes. `on_phase` hears each phase's name as it starts (a worker tells its driver)."""
+    writes; a state there that is not this cell's own is set aside (`checkpoint_identity`).
+    `on_phase` hears each phase's name as it starts (a worker tells its driver)."""
     began = time.time()
+    if checkpoints is not None:
+        checkpoints = replace(checkpoints, identity=checkpoint_identity(cell))
     seed_everything(cell.seed)
     on_phase("data")
     data = prepare_data(cell, data_dir)
@@ -191,6 +205,24 @@ def build_and_train(
         del built  # the failed attempt's model and gradients; its optimizer went with the error
         free_memory()
         set_random_states(fresh)
+
+
+def checkpoint_identity(cell: Cell) -> dict[str, Any]:
+    """What ties a mid-cell checkpoint to `cell`, stamped on every state it saves: the cell's
+    id, the whole digest of its resolved config (the id is its first 16 digits), its model and
+    bench's version. A state saved by another cell (another seed's, copied in), for another
+    config or by another release is not this cell's to resume: its result would not be the
+    cell's own. The git sha is left out on purpose: pulling a commit would throw away hours of
+    an interrupted cell, and an uncommitted edit leaves the sha alone anyway."""
+    config = cell.model_dump(mode="json", exclude={"label", "depends"})  # as `Cell.id` hashes
+    blob = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    provenance = collect_provenance()
+    return {
+        "cell": cell.id,
+        "config_sha256": hashlib.sha256(blob.encode()).hexdigest(),
+        "model": cell.checkpoint,
+        "bench": provenance["versions"]["prefix-bench"],
+    }
 
 
 def out_of_memory_reason(error: torch.OutOfMemoryError, cell: Cell, retries: int) -> str:
@@ -315,7 +347,7 @@ def package(
             "precision": result.precision,  # resolved, of training and decoding
             "decoding": asdict(decoding),  # batches, new tokens, out-of-memory halvings
             "train_batch": train_batch(result),
-            "discarded_checkpoint": result.discarded,  # one trained in another precision
+            "set_aside_checkpoint": result.set_aside,  # found, not resumed: why, where it went
             "derived_settings": built.model.derived_settings(),
             "depends": cell.depends,
         },
@@ -349,11 +381,10 @@ def train_batch(result: TrainResult) -> dict[str, int] | None:
 def training_notes(cell: Cell, result: TrainResult) -> list[str]:
     """What training did that the user did not ask for, a line each (the runner prints them)."""
     notes = []
-    if result.discarded:
+    if result.set_aside:
         notes.append(
-            f"{cell.describe()}: its checkpoint at step {result.discarded['steps']} trained in "
-            f"{result.discarded['precision']}, this run in {result.precision}: discarded, "
-            "trained from the start"
+            f"{cell.describe()}: its checkpoint {result.set_aside['why']}: set aside as "
+            f"{result.set_aside['moved_to']}, trained from the start"
         )
     if result.oom_retries:
         notes.append(

@@ -6,6 +6,7 @@ the target tokens only); the model is any `AdaptedLM`, whose method decides what
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import random
@@ -13,6 +14,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from itertools import count
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -43,8 +45,8 @@ class TrainResult:
     batch_size: int = 0  # examples per forward pass: the config's unless lowered (`train`)
     grad_accum: int = 0  # forward passes per optimizer step
     oom_retries: int = 0  # set by `bench.engine.cell`: runs that ran out of memory before this one
-    # a checkpoint found but trained in another precision, set aside: {"precision", "steps"}
-    discarded: dict[str, Any] | None = None
+    # a checkpoint found but not resumed, moved out of the way: {"why", "moved_to"}
+    set_aside: dict[str, str] | None = None
 
 
 def _right_pad(rows: Sequence[list[int]], fill: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -109,14 +111,41 @@ def evaluate_loss(
     return total / max(tokens, 1)
 
 
+class NotResumable(Exception):
+    """What is in a cell's checkpoint folder is not a whole state of this cell: why, in words."""
+
+
+# The pieces of a saved state: `training_state`'s, and the identity `Checkpointing.save` stamps.
+PIECES = (
+    "weights",
+    "optimizer",
+    "scheduler",
+    "scaler",
+    "result",
+    "epoch",
+    "position",
+    "epoch_order",
+    "rng",
+    "identity",
+)
+
+
 @dataclass
 class Checkpointing:
     """Where a cell saves its resumable training state, and how often: in the cell's own
-    checkpoint folder, every `every_seconds` (0: after every optimizer step)."""
+    checkpoint folder, every `every_seconds` (0: after every optimizer step).
+
+    Each state is stamped with `identity` (what ties it to its cell: `bench.engine.cell` sets the
+    cell's id, config digest, model and code version) and its step, so that a state saved by
+    anything else is never resumed as this cell's. Symlinks are never followed, for reading or
+    writing: the folder may be copied into, or linked out of, the results directory by hand.
+    """
 
     folder: Path
     every_seconds: float = 600.0
     saved_at: float = field(default_factory=time.time)
+    identity: dict[str, Any] = field(default_factory=dict)
+    moved: dict[str, str] | None = field(default=None, init=False)  # what `set_aside` moved
 
     @property
     def path(self) -> Path:
@@ -127,17 +156,71 @@ class Checkpointing:
 
     def save(self, state: dict[str, Any]) -> None:
         """Atomically: a kill during the save leaves the previous checkpoint whole."""
+        if self.folder.is_symlink():  # linked while the cell ran: never written through
+            raise RuntimeError(f"the checkpoint folder {self.folder} is a symlink")
         self.folder.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_suffix(".partial")
-        with partial.open("wb") as f:
-            torch.save(state, f)
+        partial.unlink(missing_ok=True)  # a link there goes, its target stays
+        stamp = {**self.identity, "step": state["result"]["steps"]}
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "wb") as f:
+            torch.save({**state, "identity": stamp}, f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(partial, self.path)
+        os.replace(partial, self.path)  # replaces a link at `path` itself, never its target
         self.saved_at = time.time()
 
     def load(self) -> dict[str, Any] | None:
-        return torch.load(self.path, weights_only=False) if self.path.is_file() else None
+        """The saved state; None when none was saved. `NotResumable` when the folder or its
+        file is a symlink, or the file is unreadable, partial or stamped for another cell."""
+        if self.folder.is_symlink():
+            raise NotResumable("is a symlink (not followed)")
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            return None  # no folder, or killed before its first save
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                raise NotResumable(f"has a symlink for {self.path.name} (not followed)") from error
+            raise NotResumable(f"cannot be read ({error.strerror})") from error
+        with os.fdopen(fd, "rb") as f:
+            if os.fstat(f.fileno()).st_size == 0:
+                raise NotResumable(f"is empty ({self.path.name}: 0 bytes)")
+            try:
+                state = torch.load(f, weights_only=False)
+            except Exception as error:  # whatever a damaged file makes the unpickler raise
+                reason = f"{type(error).__name__}: {error}".splitlines()[0].split(". ")[0]
+                raise NotResumable(f"is unreadable ({reason})") from error
+        self.check_identity(state)
+        return state
+
+    def check_identity(self, state: Any) -> None:
+        """`NotResumable` unless `state` has every piece and is stamped with this `identity`
+        and the step it holds."""
+        if not isinstance(state, dict):
+            raise NotResumable(f"is not a training state (a {type(state).__name__})")
+        if missing := [piece for piece in PIECES if piece not in state]:
+            raise NotResumable(f"is partial (no {', '.join(missing)})")
+        if not all(isinstance(state[piece], dict) for piece in ("identity", "result")):
+            raise NotResumable("is partial (a malformed identity or result)")
+        stamp = dict(state["identity"])
+        step = stamp.pop("step", None)
+        for key in sorted(set(stamp) | set(self.identity)):
+            if stamp.get(key) != self.identity.get(key):
+                raise NotResumable(
+                    f"was saved for another {key} ({stamp.get(key)!r}; this run's: "
+                    f"{self.identity.get(key)!r})"
+                )
+        if step is None or step != state["result"].get("steps"):
+            raise NotResumable(f"is partial (stamped step {step!r}, not the step it holds)")
+
+    def set_aside(self, why: str) -> None:
+        """Move the folder (a link itself, never its target) to the next free sibling
+        `<name>.set-aside-N`: kept for a look, out of this run's way; `moved` says where."""
+        siblings = (self.folder.with_name(f"{self.folder.name}.set-aside-{n}") for n in count(1))
+        target = next(sibling for sibling in siblings if not os.path.lexists(sibling))
+        os.rename(self.folder, target)
+        self.moved = {"why": why, "moved_to": str(target)}
 
 
 LOG_EVERY = 16  # optimizer steps between readings of the loss on the host
@@ -248,7 +331,7 @@ def train(
     micro_batch = micro_batch or config.batch_size
     grad_accum = math.ceil(per_step / micro_batch)
     result = TrainResult(0, 0.0, precision=precision, batch_size=micro_batch, grad_accum=grad_accum)
-    saved = resumable(checkpoint, result)
+    saved = resumable(checkpoint, result, model)
     first_epoch, skip = resume(saved, model, optimization, result, order_rng)
     started = time.time() - result.seconds
     losses, shown = StepLosses(), {}
@@ -356,23 +439,45 @@ def set_random_states(states: dict[str, Any]) -> None:
     np.random.set_state(states["numpy"])
 
 
-def resumable(checkpoint: Checkpointing | None, result: TrainResult) -> dict[str, Any] | None:
-    """The saved state to resume, if there is one and it trained in `result.precision`.
+def resumable(
+    checkpoint: Checkpointing | None, result: TrainResult, model: AdaptedLM
+) -> dict[str, Any] | None:
+    """The saved state to resume, if there is one that is this cell's, whole, fits `model`
+    and trained in `result.precision`.
 
-    A state trained in another precision (`auto` resolves to bf16 on one machine and fp32 on
-    another) would go on in other arithmetic, neither exact nor refused: it is set aside,
-    training starts over, and `result.discarded` says which precision and step were dropped.
-    The file stays until this run's first save replaces it.
+    Anything else found is set aside (moved, never deleted) and training starts over:
+    another cell's state, a damaged one, a symlink, or one trained in another precision
+    (`auto` resolves to bf16 on one machine and fp32 on another, and it would go on in other
+    arithmetic, neither exact nor refused). `result.set_aside` says why and where it went,
+    also for a set-aside by an earlier attempt of this run (one that ran out of memory).
     """
-    state = checkpoint.load() if checkpoint is not None else None
-    if state is None:
-        return None
-    saved = state["result"]
-    precision = saved.get("precision", "fp32")  # saved before precision was a setting: fp32
-    if precision != result.precision:
-        result.discarded = {"precision": precision, "steps": saved["steps"]}
-        return None
+    state = None
+    if checkpoint is not None:
+        try:
+            state = checkpoint.load()
+            if state is not None:
+                check_fits(state, result.precision, model)
+        except NotResumable as error:
+            checkpoint.set_aside(str(error))
+            state = None
+        result.set_aside = checkpoint.moved
     return state
+
+
+def check_fits(state: dict[str, Any], precision: str, model: AdaptedLM) -> None:
+    """`NotResumable` unless `state` trained in `precision` and holds exactly `model`'s
+    trained parameters in their shapes, checked before anything is loaded into it."""
+    saved = state["result"]
+    trained_in = saved.get("precision", "fp32")  # saved before precision was a setting: fp32
+    if trained_in != precision:
+        raise NotResumable(
+            f"at step {saved['steps']} trained in {trained_in}, this run in {precision}"
+        )
+    expected = {n: p.shape for n, p in model.named_parameters() if p.requires_grad}
+    weights = state["weights"] if isinstance(state["weights"], dict) else {}
+    shapes = {n: getattr(w, "shape", None) for n, w in weights.items()}
+    if shapes != expected:
+        raise NotResumable("does not fit this model (other trained parameters)")
 
 
 @contextmanager
@@ -411,9 +516,7 @@ def resume(
     """Load a saved `training_state` (if any) into the fresh objects: (epoch, steps to skip)."""
     if state is None:
         return 0, 0
-    _, unexpected = model.load_state_dict(state["weights"], strict=False)
-    if unexpected:
-        raise ValueError(f"the training checkpoint does not fit this model: {unexpected[:3]}")
+    model.load_state_dict(state["weights"], strict=False)  # the trained ones (`check_fits`)
     optimization.optimizer.load_state_dict(state["optimizer"])
     optimization.scheduler.load_state_dict(state["scheduler"])
     if state.get("scaler"):  # a state saved in fp16

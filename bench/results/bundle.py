@@ -205,10 +205,26 @@ def _split_outputs(rows: list[dict[str, Any]]) -> SplitOutputs:
     )
 
 
+# A bundle is JSON text, which gzip shrinks 5-15x (the committed baseline: 7.4x). Reading stops
+# once the text outgrows its file by far more: a small file that expands to gigabytes is refused.
+MAX_EXPANSION = 100
+EXPANSION_SLACK = 64 * 2**20  # bytes any bundle may expand to, whatever its ratio
+
+
 def _read_bundle(path: Path) -> list[CellResults]:
+    limit = EXPANSION_SLACK + MAX_EXPANSION * path.stat().st_size
     try:
-        with gzip.open(path, "rt", encoding="utf-8") as f:
-            bundle = json.load(f)
+        chunks, size = [], 0
+        with gzip.open(path, "rb") as f:
+            while size <= limit and (chunk := f.read(1 << 20)):
+                chunks.append(chunk)
+                size += len(chunk)
+        if size > limit:
+            raise UserError(
+                f"{path} expands past {limit:,} bytes ({MAX_EXPANSION}x its size and more): not a "
+                "bundle bench wrote; export it again"
+            )
+        bundle = json.loads(b"".join(chunks).decode("utf-8"))
     except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError):
         bundle = None
     if not isinstance(bundle, dict) or not str(bundle.get("format", "")).startswith(

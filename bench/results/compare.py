@@ -19,15 +19,16 @@ unchanged results give a delta and interval of exactly 0.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from bench.results.bundle import CellKey, CellResults, ResultsSource
 from bench.errors import UserError
 from bench.metrics.bootstrap import Comparison, seed_bootstrap
+from bench.results.bundle import CellKey, CellResults, ResultsSource
 
 Pair = tuple[CellResults, CellResults]  # one seed's cell in the baseline, and in the candidate
 ALL_SEEDS = -1  # the seed of an experiment's key: its cells of every seed
@@ -96,6 +97,8 @@ def compare_sources(
     tolerance: float = 0.0,
 ) -> ComparisonReport:
     """Pair the two sources' cells and compare every shared split and metric (or `metrics`)."""
+    if not math.isfinite(tolerance) or tolerance < 0:  # NaN would make every test pass
+        raise UserError(f"tolerance {tolerance} is not a finite number >= 0")
     base, cand = _by_key(baseline), _by_key(candidate)
     suites = _suites({key.task for key in (*base, *cand)})
     _check_metrics(metrics, suites)

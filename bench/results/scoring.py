@@ -11,17 +11,18 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from bench.spec.task import Example, Task
 from bench.errors import UserError
 from bench.metrics import MetricUnavailable
 from bench.metrics.suites import SUITES, score_stats, score_suite
 from bench.spec.registry import TASKS
+from bench.spec.task import Example, Task
 
 
 def read_predictions(path: Path) -> list[str]:
     """One output per line (UTF-8; `\\n` or `\\r\\n` line ends; a final newline is optional)."""
     if not path.is_file():
-        raise UserError(f"--predictions {path}: no such file")
+        what = "not a regular file" if path.exists() else "no such file"
+        raise UserError(f"--predictions {path}: {what}")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:

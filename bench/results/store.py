@@ -1,8 +1,10 @@
 """The results store: one SQLite database per results directory.
 
-Every finished cell is written in one transaction (its run row, scores, parameter counts and
-loss curve), so a crash or Ctrl-C leaves each finished cell whole and nothing half-written.
-Reports and exports read only from here.
+Every finished cell is written in one transaction (its run row, scores, parameter counts, loss
+curve and its files' digests), so a crash or Ctrl-C leaves each finished cell whole and nothing
+half-written. A finished cell stays finished until its replacement commits: a claim on it
+(`--force`, or a repair of broken files) leaves its rows as they are. Reports and exports read
+only from here.
 """
 
 from __future__ import annotations
@@ -14,18 +16,33 @@ import socket
 import sqlite3
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.errors import UserError
 from bench.engine.record import STORED, CellRecord, ParamCounts, Score
+from bench.errors import UserError
+from bench.results.integrity import (
+    FileDigest,
+    aside_dir,
+    digest,
+    folder_problems,
+    missing_files,
+    settle_folder,
+    staging_dir,
+    swap_in,
+    sync_dir,
+)
+from bench.results.paths import check_path_text, check_reachable, inside
 
-SCHEMA_VERSION = 3  # 2: scores carry 95% intervals (low, high); 3: runs carry their claim
-UPGRADES = {  # version -> statements that bring a store of it to SCHEMA_VERSION
-    2: ("ALTER TABLE runs ADD COLUMN owner TEXT", "ALTER TABLE runs ADD COLUMN heartbeat REAL")
+# 2: scores carry 95% intervals (low, high); 3: runs carry their claim; 4: files carry digests,
+# and only a claimed run has a heartbeat (a done run's claim is released when it commits)
+SCHEMA_VERSION = 4
+UPGRADES = {  # version -> statements that bring a store of it to SCHEMA_VERSION (`files`: SCHEMA)
+    2: ("ALTER TABLE runs ADD COLUMN owner TEXT", "ALTER TABLE runs ADD COLUMN heartbeat REAL"),
+    3: ("UPDATE runs SET heartbeat = NULL WHERE status != 'running'",),
 }
 # The provenance key of the metrics a finished cell has no score for (split -> metric -> why):
 # kept in the run's provenance JSON, not a table of its own, so stores of every version read alike.
@@ -64,7 +81,7 @@ CREATE TABLE IF NOT EXISTS runs (
     timings TEXT,                  -- JSON: seconds per phase
     provenance TEXT,               -- JSON: package versions, git sha, hardware
     owner TEXT,                    -- the runner working on it: host:pid (its claim)
-    heartbeat REAL                 -- when that runner last said it is alive
+    heartbeat REAL                 -- when that runner last said it is alive (NULL: no claim)
 );
 CREATE TABLE IF NOT EXISTS scores (
     cell TEXT NOT NULL REFERENCES runs(cell),
@@ -91,6 +108,13 @@ CREATE TABLE IF NOT EXISTS losses (
     value REAL NOT NULL,
     PRIMARY KEY (cell, kind, step)
 );
+CREATE TABLE IF NOT EXISTS files (
+    cell TEXT NOT NULL REFERENCES runs(cell),
+    path TEXT NOT NULL,            -- in the cell's folder: cell.json, predictions/test.jsonl, ...
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    PRIMARY KEY (cell, path)
+);
 """
 
 
@@ -116,7 +140,7 @@ class Store:
         refused before anything is written to it."""
         self.path = path
         if readonly:
-            self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+            self.db = _connect_readonly(path)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(path, isolation_level=None)  # transactions are explicit
@@ -170,7 +194,8 @@ class Store:
         try:
             yield self.db
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:  # SQLite itself rolls back on some errors (a full disk)
+                self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
 
@@ -196,21 +221,38 @@ class Store:
         """Take `cell` for `owner` (a runner started at `since`), atomically: True when it is
         this runner's to run. A cell is taken when it was never run, failed or was interrupted
         before this runner started, is done and `force`d (done before it started), or is
-        `running` under a claim whose owner is gone (a dead process, or a lease not renewed)."""
+        `running` under a claim whose owner is gone (a dead process, or a lease not renewed).
+        A done cell keeps its rows (and stays done) while claimed: only the owner and heartbeat
+        mark the claim, and its replacement's commit (`finish_cell`) or failure releases it."""
         with self.transaction() as db:
             row = db.execute(
                 "SELECT status, owner, heartbeat, finished_at FROM runs WHERE cell = ?", (cell,)
             ).fetchone()
             if row is not None and not _claimable(row, owner, since, force):
                 return False
-            self._start(db, cell, config, owner)
+            if row is not None and row["status"] == "done":
+                db.execute(
+                    "UPDATE runs SET owner = ?, heartbeat = ? WHERE cell = ?",
+                    (owner, time.time(), cell),
+                )
+            else:
+                self._start(db, cell, config, owner)
             return True
 
-    def heartbeat(self, cell: str, owner: str) -> None:
-        """Renew `owner`'s claim on a running cell."""
+    def release(self, cell: str, owner: str) -> None:
+        """End `owner`'s claim on a done cell, which keeps its rows."""
         with self.transaction() as db:
             db.execute(
-                "UPDATE runs SET heartbeat = ? WHERE cell = ? AND owner = ? AND status = 'running'",
+                "UPDATE runs SET heartbeat = NULL WHERE cell = ? AND owner = ? AND status = 'done'",
+                (cell, owner),
+            )
+
+    def heartbeat(self, cell: str, owner: str) -> None:
+        """Renew `owner`'s claim on a cell it runs (a released claim stays released)."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE runs SET heartbeat = ? WHERE cell = ? AND owner = ?"
+                " AND heartbeat IS NOT NULL",
                 (time.time(), cell, owner),
             )
 
@@ -248,9 +290,13 @@ class Store:
         losses: dict[str, list[tuple[int, float]]],
         timings: dict[str, float],
         provenance: dict[str, Any],
+        files: Sequence[FileDigest] = (),
     ) -> None:
-        """A finished cell's rows, and its run marked done, in one transaction."""
+        """A finished cell's rows (the digests of its `files` among them), and its run marked
+        done with its claim released, in one transaction that replaces any earlier result."""
         with self.transaction() as db:
+            self._clear(db, cell, keep_run=True)
+            db.executemany("INSERT INTO files VALUES (?,?,?,?)", [(cell, *f) for f in files])
             db.executemany(
                 "INSERT INTO scores VALUES (?,?,?,?,?,?,?,?)",
                 [
@@ -271,22 +317,29 @@ class Store:
                 ],
             )
             db.execute(
-                "UPDATE runs SET status='done', error=NULL, finished_at=?, timings=?, provenance=?"
-                " WHERE cell=?",
+                "UPDATE runs SET status='done', error=NULL, finished_at=?, timings=?, provenance=?,"
+                " heartbeat=NULL WHERE cell=?",
                 (time.time(), json.dumps(timings), json.dumps(provenance, sort_keys=True), cell),
             )
 
     def fail_cell(self, cell: str, status: str, error: str, provenance: dict[str, Any]) -> None:
+        """Record why a claimed cell did not finish, releasing the claim; a done cell (a forced
+        rerun or a repair that failed) keeps its result, and the failure is only printed."""
         with self.transaction() as db:
+            row = db.execute("SELECT status FROM runs WHERE cell = ?", (cell,)).fetchone()
+            if row is not None and row["status"] == "done":
+                db.execute("UPDATE runs SET heartbeat=NULL WHERE cell=?", (cell,))
+                return
             self._clear(db, cell, keep_run=True)
             db.execute(
-                "UPDATE runs SET status=?, error=?, finished_at=?, provenance=? WHERE cell=?",
+                "UPDATE runs SET status=?, error=?, finished_at=?, provenance=?, heartbeat=NULL"
+                " WHERE cell=?",
                 (status, error, time.time(), json.dumps(provenance, sort_keys=True), cell),
             )
 
     @staticmethod
     def _clear(db: sqlite3.Connection, cell: str, keep_run: bool = False) -> None:
-        for table in ("scores", "params", "losses", *(() if keep_run else ("runs",))):
+        for table in ("scores", "params", "losses", "files", *(() if keep_run else ("runs",))):
             db.execute(f"DELETE FROM {table} WHERE cell = ?", (cell,))
 
     # --- reading ----------------------------------------------------------------------------
@@ -387,45 +440,128 @@ class Store:
             )
         ]
 
+    def files(self, cell: str) -> list[FileDigest]:
+        """The digests recorded when `cell` was written (none for cells stored before them)."""
+        if self.version < 4:  # a store opened read-only and not upgraded
+            return []
+        rows = self.db.execute(
+            "SELECT path, size, sha256 FROM files WHERE cell = ? ORDER BY path", (cell,)
+        )
+        return [FileDigest(*row) for row in rows]
+
+    def expected_files(self, cell: str) -> list[str]:
+        """The files a done cell stored before digests were recorded must have: cell.json, its
+        weights, and the predictions of every split it has scores for."""
+        splits = self.db.execute("SELECT DISTINCT split FROM scores WHERE cell = ?", (cell,))
+        return ["cell.json", STORED, *(f"predictions/{row[0]}.jsonl" for row in splits)]
+
 
 def write_record(store: Store, results_dir: Path, record: CellRecord) -> None:
     """The one place a finished cell is written: its folder (predictions per split, stored
-    weights, cell.json), whole or absent, then its rows in the store, then its mid-cell
-    checkpoint is dropped. The files are flushed to disk before the rows commit, so a crash
-    never leaves a `done` row without them; a folder without a `done` row is replaced. The
-    metrics it has no score for go into its provenance (`MISSING_METRICS`) with their reasons."""
-    out = cell_dir(results_dir, record.cell.id)
-    staging = out.with_name(out.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
+    weights, cell.json), then its rows in the store with the files' digests, then its mid-cell
+    checkpoint is dropped. The files are flushed to disk and swapped in
+    (`bench.results.integrity`) before the rows commit, and an earlier result of the cell is
+    set aside, not removed, until they have: a kill at any moment leaves the old result or the
+    new one, each with its own files (`settle_cell` puts back whichever the rows describe). A
+    folder without a `done` row counts as absent. The metrics it has no score for go into its
+    provenance (`MISSING_METRICS`) with their reasons. The caller holds the cell's claim."""
+    cell = record.cell.id
+    out = cell_dir(results_dir, cell)
+    settle_cell(store, results_dir, cell)  # an earlier writer's leftovers, if it was killed
+    staging = staging_dir(out)
     try:
-        _write_cell_files(staging, record)
+        files = _write_cell_files(staging, record)
     except BaseException:  # a full disk, say: the cell fails, and leaves nothing half-written
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(staging, out)
-    _sync_dir(out.parent)
-    store.finish_cell(
-        record.cell.id,
-        record.scores,
-        record.params,
-        record.losses,
-        record.timings,
-        {**record.provenance, MISSING_METRICS: record.missing},
-    )
-    shutil.rmtree(checkpoint_dir(results_dir, record.cell.id), ignore_errors=True)
+    try:
+        swap_in(staging, out)
+        store.finish_cell(
+            cell,
+            record.scores,
+            record.params,
+            record.losses,
+            record.timings,
+            {**record.provenance, MISSING_METRICS: record.missing},
+            files,
+        )
+    except BaseException:  # committed or not (a signal after COMMIT): keep what the rows say
+        settle_cell(store, results_dir, cell)
+        raise
+    shutil.rmtree(aside_dir(out), ignore_errors=True)
+    shutil.rmtree(checkpoint_dir(results_dir, cell), ignore_errors=True)
 
 
-def _write_cell_files(folder: Path, record: CellRecord) -> None:
+def settle_cell(store: Store, results_dir: Path, cell: str) -> None:
+    """Leave `cell`'s folder as its rows describe after a writer stopped at any moment
+    (`bench.results.integrity.settle_folder`). Only for a cell this process holds, or one no
+    live runner holds."""
+    run = store.run(cell)
+    done = run is not None and run["status"] == "done"
+    settle_folder(cell_dir(results_dir, cell), store.files(cell) if done else None)
+
+
+def cell_problems(
+    store: Store, results_dir: Path, cell: str, full: bool = False, folder: Path | None = None
+) -> list[str]:
+    """What is wrong with a done cell's files (empty: nothing), in its folder (or `folder`):
+    missing, another size, or another sha256 than recorded (`bench.results.integrity`: which
+    files are hashed, `full`); for a cell stored before digests, only which files are missing."""
+    folder = folder or cell_dir(results_dir, cell)
+    recorded = store.files(cell)
+    if recorded:
+        return folder_problems(folder, recorded, full)
+    return missing_files(folder, store.expected_files(cell))
+
+
+@dataclass(frozen=True)
+class BrokenCell:
+    """A done cell whose files are not the ones stored with it."""
+
+    cell: str
+    task: str
+    label: str
+    problems: list[str]
+
+    def describe(self) -> str:
+        return f"{self.task} / {self.label} (cell {self.cell}): {'; '.join(self.problems)}"
+
+
+def broken_cells(store: Store, results_dir: Path, grid: str | None = None) -> list[BrokenCell]:
+    """The grid's (every grid's) done cells whose files are missing or changed, and why, in grid
+    order; reads only (files are hashed, nothing is repaired: the next `run` settles or reruns
+    them). A cell a live runner is replacing is left out: its old files may be set aside."""
+    broken = []
+    for run in store.runs(grid):
+        if run["status"] != "done" or _live(run):
+            continue
+        problems = cell_problems(store, results_dir, run["cell"])
+        aside = aside_dir(cell_dir(results_dir, run["cell"]))
+        if (
+            problems
+            and aside.is_dir()
+            and not cell_problems(store, results_dir, run["cell"], folder=aside)
+        ):
+            problems = [f"a rerun killed mid-swap left its stored files in {aside.name}"]
+        if problems:
+            broken.append(BrokenCell(run["cell"], run["task"], run["label"], problems))
+    return broken
+
+
+def _write_cell_files(folder: Path, record: CellRecord) -> list[FileDigest]:
+    """The cell's files, each flushed to disk; their digests, to be recorded with its rows."""
     folder.mkdir(parents=True)
-    _write_synced(folder / "cell.json", json.dumps(record.cell.model_dump(mode="json"), indent=2))
+    contents = {"cell.json": json.dumps(record.cell.model_dump(mode="json"), indent=2).encode()}
     for split, predictions in record.predictions.items():
-        path = predictions_file(folder, split)
-        path.parent.mkdir(exist_ok=True)
-        _write_synced(path, "".join(json.dumps(asdict(p)) + "\n" for p in predictions))
-        _sync_dir(path.parent)
-    _write_synced(folder / STORED, record.stored)
-    _sync_dir(folder)
+        lines = "".join(json.dumps(asdict(p)) + "\n" for p in predictions)
+        contents[predictions_file(Path(), split).as_posix()] = lines.encode()
+    contents[STORED] = record.stored
+    for name, data in contents.items():
+        (folder / name).parent.mkdir(exist_ok=True)
+        _write_synced(folder / name, data)
+    for parent in dict.fromkeys((folder / name).parent for name in contents):
+        sync_dir(parent)
+    return [digest(name, data) for name, data in contents.items()]
 
 
 def _write_synced(path: Path, content: str | bytes) -> None:
@@ -436,26 +572,37 @@ def _write_synced(path: Path, content: str | bytes) -> None:
         os.fsync(f.fileno())
 
 
-def _sync_dir(folder: Path) -> None:
-    """Make a folder's entries (a new file, a rename) durable."""
-    descriptor = os.open(folder, os.O_RDONLY)
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """`path` opened read-only, through a URI whose path is escaped (a folder named `a#b?c%`
+    is a path, not a fragment and a query). A store on a read-only mount cannot get the lock
+    files WAL mode needs; it is opened as immutable then (nothing can write it there)."""
+    uri = path.resolve().as_uri()
+    db = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None)
     try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+        db.execute("PRAGMA user_version").fetchone()
+    except sqlite3.OperationalError:
+        db.close()
+        db = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, isolation_level=None)
+    except sqlite3.DatabaseError:
+        pass  # not a database at all: `_schema_version` says so
+    return db
 
 
 def _schema_version(db: sqlite3.Connection, path: Path) -> int:
-    """The store's schema version; a file that SQLite cannot read as a database is the user's."""
+    """The store's schema version; a file that SQLite cannot read as a database, or whose
+    pages are damaged (`PRAGMA quick_check`, milliseconds on a results store), is the user's."""
     try:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version:
             db.execute("SELECT count(*) FROM runs").fetchone()
+            damage = db.execute("PRAGMA quick_check(1)").fetchone()[0]
+            if damage != "ok":
+                raise sqlite3.DatabaseError(f"damaged: {damage}")
     except sqlite3.DatabaseError as error:
         db.close()
         raise UserError(
-            f"{path} is not a bench results database ({error}); move it away or pass another "
-            "--results-dir"
+            f"{path} is not a bench results database, or is damaged ({error}); move it away "
+            "(or restore it from a backup) and pass another --results-dir"
         ) from None
     return version
 
@@ -465,7 +612,15 @@ MIN_FREE_BYTES = 100 * 2**20  # a mini cell writes a few MB; real cells far more
 
 def check_results_dir(results_dir: Path) -> None:
     """Refuse, before any training, a results directory that cannot take results: a file, a
-    read-only folder or file system, or a disk nearly full. Nothing is created here."""
+    read-only folder or file system, or a disk nearly full; one whose paths are not text, lead
+    nowhere, or whose store, `cells/` or `reports/` are of the wrong kind or lead out of it
+    (`bench.results.paths`). Nothing is created here."""
+    check_path_text(results_dir, "--results-dir")
+    check_reachable(results_dir, "--results-dir")
+    if results_dir.is_dir():
+        inside(results_dir, "bench.sqlite", "file")
+        inside(results_dir, "cells")
+        inside(results_dir, "reports")
     existing = next(p for p in (results_dir, *results_dir.parents) if p.exists())
     if not existing.is_dir():
         raise UserError(f"--results-dir {results_dir}: {existing} is not a directory")
@@ -509,14 +664,19 @@ def owner_alive(owner: str | None, heartbeat: float | None) -> bool:
 
 
 def _live(run: dict[str, Any]) -> bool:
-    """A `running` run whose runner still works on it (a v2 store's runs have no owner)."""
-    return run["status"] == "running" and owner_alive(run.get("owner"), run.get("heartbeat"))
+    """A `running` run, or a done one being replaced, whose runner still works on it (a v2
+    store's runs have no owner; a released claim has no heartbeat)."""
+    return run["status"] in ("running", "done") and owner_alive(
+        run.get("owner"), run.get("heartbeat")
+    )
 
 
 def _claimable(row: sqlite3.Row, owner: str, since: float, force: bool) -> bool:
     status, finished = row["status"], row["finished_at"] or 0.0
-    if status == "running":
-        return row["owner"] == owner or not _live(dict(row))
+    if _live(dict(row)):
+        return row["owner"] == owner
+    if status == "running":  # its runner is gone
+        return True
     if finished >= since:  # another runner finished or failed it while this one runs
         return False
     return status != "done" or force

@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,16 +59,26 @@ def run_grid(
     from bench.errors import UserError
     from bench.progress import make_progress
     from bench.reports.report import write_report
+    from bench.results.paths import check_path_text, inside
     from bench.results.store import Store, check_results_dir
     from bench.run.runner import check_data, run_cells
+    from bench.run.signals import interrupts_kept
     from bench.spec.grid import check_lengths, expand, load_grid
     from bench.spec.model_specs import window
 
     results, data = Path(results_dir), Path(data_dir) if data_dir is not None else None
+    if not math.isfinite(checkpoint_minutes) or checkpoint_minutes < 0:
+        raise UserError(f"checkpoint_minutes {checkpoint_minutes} is not a number >= 0")
     spec, spec_text = load_grid(str(grid), model, plugins)
+    if ray is not None and importlib.util.find_spec("ray") is None:
+        raise UserError("--executor ray needs Ray: pip install -e '.[ray]' (or pip install ray)")
     check_results_dir(results)
-    if data is not None and not data.is_dir():
-        raise UserError(f"--data-dir {data} is not a directory")
+    report_dir = inside(results, f"reports/{spec.name}")
+    if data is not None:
+        check_path_text(data, "--data-dir")
+        if not data.is_dir():
+            raise UserError(f"--data-dir {data} is not a directory")
+        data = data.absolute()  # tasks cache parsed files by path; a notebook may change folder
     cells = expand(spec)
     finished = set() if force else Store.finished_cells(results / "bench.sqlite")
     todo = [c for c in cells if c.id not in finished]
@@ -96,7 +108,8 @@ def run_grid(
                 checkpoint_minutes=checkpoint_minutes,
                 executor=executor,
             )
-        report = write_report(store, spec.name, results / "reports" / spec.name)
+        with interrupts_kept():
+            report = write_report(store, spec.name, report_dir)
     finally:
         store.close()
         if executor is not None:

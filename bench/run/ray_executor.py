@@ -14,14 +14,22 @@ travel as bytes through Ray's object store; the mini LM ships with the package; 
 from the same `--data-dir` path on every node (a shared file system, as clusters have: shipping
 parsed XSum through the object store to every worker would cost more than reading it, and the
 driver already validated that path).
+
+The cells' phases reach the driver through a progress actor, which may die like any worker (kill
+-9, the OOM killer): Ray restarts it, empty. The driver then says once that progress detail is
+lost and shows each cell as submitted until it reports its next phase (for good, should the
+actor stay dead); no cell waits for the actor or fails for it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import sys
 import tempfile
 import traceback
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +42,7 @@ if TYPE_CHECKING:
     from bench.engine.training import Checkpointing
 
 RUNTIME_ENV_VARS = ("BENCH_CACHE", "BENCH_DATA_DIR", "HF_HUB_OFFLINE", "HF_HOME")
+READ_SECONDS = 2.0  # a progress actor slower than this to answer is treated as gone for that poll
 
 
 @dataclass(frozen=True)
@@ -68,11 +77,13 @@ class RayExecutor:
         gpus = options.gpus_per_cell
         if gpus is None:
             gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
-        self.cpus = options.cpus_per_cell or 1.0
-        self.task = ray.remote(run_remote).options(
-            num_cpus=self.cpus, num_gpus=gpus, max_retries=options.max_retries
-        )
-        self.board = ray.remote(PhaseBoard).remote()
+        self.cpus, self.max_retries = options.cpus_per_cell or 1.0, options.max_retries
+        self.task = ray.remote(run_remote)
+        self.resources = {"num_cpus": self.cpus, "num_gpus": gpus, "max_retries": self.max_retries}
+        # No CPU: a restart never waits behind the cells for one.
+        self.board = ray.remote(PhaseBoard).options(num_cpus=0, max_restarts=-1).remote()
+        self.board_id: str = ray.get(self.board.read.remote())[0]  # up before any cell reports
+        self.detail_lost = False
         self.refs: dict[Any, Cell] = {}
 
     def submit(self, cell: Cell, dependencies: dict[str, Path], checkpoints: Checkpointing) -> None:
@@ -80,7 +91,8 @@ class RayExecutor:
             role: {name: (folder / name).read_bytes() for name in ("cell.json", STORED)}
             for role, folder in dependencies.items()
         }
-        ref = self.task.remote(
+        # Named after the cell: `ray list tasks`, the dashboard and `ps` (ray::cell-ID) show it.
+        ref = self.task.options(name=f"cell-{cell.id}", **self.resources).remote(
             cell,
             self.data_dir,
             reused,
@@ -102,8 +114,8 @@ class RayExecutor:
             cell = self.refs.pop(ref)
             try:
                 outcome = self.ray.get(ref)
-            except self.ray.exceptions.RayError as error:  # retries spent, or cancelled
-                outcome = RuntimeError(f"the Ray task failed: {str(error).splitlines()[0]}")
+            except self.ray.exceptions.RayError as error:  # its worker died on every try
+                outcome = task_failure(error, self.max_retries)
             finished.append((cell, outcome))
         return finished
 
@@ -111,8 +123,31 @@ class RayExecutor:
         return list(self.refs.values())
 
     def phases(self) -> dict[str, str]:
-        """Cell id -> "host: phase" of the cells that workers are running."""
-        return self.ray.get(self.board.read.remote())
+        """Cell id -> "host: phase" of the cells that workers are running; once the progress
+        actor was lost (dead, restarting, restarted empty), every submitted cell, as "submitted"
+        until it reports its next phase."""
+        try:
+            board_id, posted = self.ray.get(self.board.read.remote(), timeout=READ_SECONDS)
+        except self.ray.exceptions.RayError as error:  # dead, restarting, or not answering
+            self._lose_detail(f"Ray's progress actor is unreachable ({type(error).__name__})")
+            board_id, posted = self.board_id, {}
+        if board_id != self.board_id:
+            self._lose_detail("Ray restarted its progress actor, which had died")
+            self.board_id = board_id
+        if not self.detail_lost:
+            return posted
+        return {cell.id: posted.get(cell.id, "submitted") for cell in self.refs.values()}
+
+    def _lose_detail(self, why: str) -> None:
+        """Say once that the cells' phases are no longer all known: on stderr, which the
+        progress bars (set up by the caller) show above themselves."""
+        if not self.detail_lost:
+            print(
+                f"progress detail lost: {why}; cells show as submitted until they report their "
+                "next phase, and run on",
+                file=sys.stderr,
+            )
+        self.detail_lost = True
 
     def cancel(self) -> None:
         for ref in self.refs:
@@ -123,17 +158,39 @@ class RayExecutor:
             self.ray.shutdown()
 
 
+def task_failure(error: Exception, retries: int) -> Exception:
+    """Why a cell's Ray task gave no record (its worker or node died on every try), in the one
+    line the store and the summary show; Ray's whole message as a note."""
+    from bench.engine.cell import CellFailed
+
+    first = str(error).strip().splitlines()[0] if str(error).strip() else "no detail"
+    failed = CellFailed(f"{type(error).__name__}, --max-retries {retries} spent: {first}")
+    failed.add_note(str(error))
+    return failed
+
+
 class PhaseBoard:
-    """A Ray actor where workers post which phase each running cell is in."""
+    """A Ray actor where workers post which phase each running cell is in. Its id tells the
+    driver a restarted board (empty) from the one it read before."""
 
     def __init__(self) -> None:
+        self.id = uuid.uuid4().hex
         self.phases: dict[str, str] = {}
 
     def post(self, cell: str, where: str) -> None:
         self.phases[cell] = where
 
-    def read(self) -> dict[str, str]:
-        return dict(self.phases)
+    def read(self) -> tuple[str, dict[str, str]]:
+        return self.id, dict(self.phases)
+
+
+def post_phase(board: Any, cell: str, where: str) -> None:
+    """Post a cell's phase without waiting: a dead or restarting board fails only the post's
+    result, which nobody reads, and whatever Ray raises here must not fail the cell either."""
+    from ray.exceptions import RayError
+
+    with contextlib.suppress(RayError):
+        board.post.remote(cell, where)
 
 
 def run_remote(
@@ -167,7 +224,7 @@ def run_remote(
                 data_dir,
                 folders,
                 checkpoints=checkpoints,
-                on_phase=lambda phase: board.post.remote(cell.id, f"{host}: {phase}"),
+                on_phase=lambda phase: post_phase(board, cell.id, f"{host}: {phase}"),
             )
         except Exception as error:  # returned, not raised: Ray must not retry it
             failed = CellFailed(failure_reason(error))

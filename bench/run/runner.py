@@ -23,12 +23,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.engine.record import CellRecord
+from bench.errors import UserError
 from bench.progress import Progress
+from bench.results.integrity import aside_dir, staging_dir
 from bench.results.store import (
     HEARTBEAT_SECONDS,
     Store,
     cell_dir,
+    cell_problems,
     checkpoint_dir,
+    settle_cell,
     this_owner,
     write_record,
 )
@@ -60,7 +64,11 @@ def check_data(cells: list[Cell], data_dir: Path | None) -> None:
     for name, splits in needed.items():
         task = TASKS.get(name)()
         for split in splits:
-            task.load(split, data_dir)
+            if not task.load(split, data_dir):
+                raise UserError(
+                    f"task {name!r}: its {split} split has no examples (a file with a header "
+                    "only?); download the official files again"
+                )
 
 
 def run_cells(
@@ -74,12 +82,12 @@ def run_cells(
     checkpoint_minutes: float = CHECKPOINT_MINUTES,
     executor: Executor | None = None,
 ) -> RunSummary:
-    """Run every cell not yet done (all with `force`), each once across the runners sharing
-    the store; a running cell saves a resumable training state every `checkpoint_minutes`."""
+    """Run every cell not yet done or whose stored files are broken (all with `force`), each
+    once across the runners sharing the store; a running cell saves a resumable training state
+    every `checkpoint_minutes`. A done cell keeps its result until its rerun's record commits."""
     run = _Run(store, results_dir, force, checkpoint_minutes, progress)
     executor = executor or LocalExecutor(data_dir, progress)
-    pending = [c for c in cells if force or store.status(c.id) != "done"]
-    run.summary.skipped = [c for c in cells if c not in pending]
+    pending = run.to_run(cells)
     if progress is not None:
         run.bar = progress.add_task(
             "grid", total=len(cells), completed=len(run.summary.skipped), info=""
@@ -120,6 +128,42 @@ class _Run:
     bar: Any = None
     started: dict[str, float] = field(default_factory=dict)
     lines: dict[str, Any] = field(default_factory=dict)  # running cell -> its progress line
+    repairs: set[str] = field(default_factory=set)  # done cells rerun for their broken files
+
+    def to_run(self, cells: list[Cell]) -> list[Cell]:
+        """The cells to run: all with `force`; else those not done, and the done ones whose
+        files are broken (one line each says what is wrong). The others are skipped."""
+        pending = []
+        for cell in cells:
+            if not self.force and self.store.status(cell.id) == "done":
+                problems = self.check(cell)
+                if not problems:
+                    self.summary.skipped.append(cell)
+                    continue
+                problem = "; ".join(problems)
+                self.say(f"broken {cell.describe()} (cell {cell.id}): {problem}; running it again")
+                self.repairs.add(cell.id)
+            pending.append(cell)
+        return pending
+
+    def check(self, cell: Cell) -> list[str]:
+        """What is wrong with a done cell's files (`bench.results.integrity`), once what a
+        killed writer or a killed forced rerun left is settled, under this runner's claim. A
+        cell another live runner holds, or finished since this one started, is whole."""
+        out = cell_dir(self.results_dir, cell.id)
+        leftovers = (staging_dir(out), aside_dir(out), checkpoint_dir(self.results_dir, cell.id))
+        if self.store.held(cell.id):
+            return []
+        if any(p.exists() for p in leftovers):
+            config = cell.model_dump(mode="json")
+            if not self.store.claim(cell.id, config, self.owner, self.since, force=True):
+                return []
+            try:
+                settle_cell(self.store, self.results_dir, cell.id)
+                shutil.rmtree(leftovers[2], ignore_errors=True)  # a dropped rerun's checkpoint
+            finally:
+                self.store.release(cell.id, self.owner)
+        return cell_problems(self.store, self.results_dir, cell.id)
 
     def dispatch(self, pending: list[Cell], executor: Executor) -> bool:
         """Claim and submit every pending cell that can start; True when any cell moved."""
@@ -128,8 +172,9 @@ class _Run:
         for cell in list(pending):
             if any(d in waiting or self.store.held(d) for d in cell.depends.values()):
                 continue  # a hybrid waits for the cells it reuses
+            force = self.force or cell.id in self.repairs
             if self.store.claim(
-                cell.id, cell.model_dump(mode="json"), self.owner, self.since, self.force
+                cell.id, cell.model_dump(mode="json"), self.owner, self.since, force
             ):
                 pending.remove(cell)
                 waiting.discard(cell.id)
@@ -226,16 +271,22 @@ class _Run:
     def say(self, line: str) -> None:
         """A line per finished cell: above the bars on a terminal, the only output in a CI log."""
         if self.progress is not None:
-            self.progress.console.print(line, highlight=False)
+            self.progress.console.print(line, highlight=False, markup=False)  # labels, reasons
 
 
 def dependency_folders(cell: Cell, store: Store, results_dir: Path) -> dict[str, Path]:
-    """The folders of the stored cells a hybrid reuses (run before it by the grid)."""
+    """The folders of the stored cells a hybrid reuses (run before it by the grid), whose files
+    must be the ones stored with them."""
     folders = {}
     for role, cell_id in cell.depends.items():
         status = store.status(cell_id) or "not run"
         if status != "done":
             raise RuntimeError(f"the {role} cell {cell_id} this cell reuses is {status}")
+        problems = cell_problems(store, results_dir, cell_id)
+        if problems:
+            raise RuntimeError(
+                f"the {role} cell {cell_id} this cell reuses is broken: {problems[0]}"
+            )
         folders[role] = cell_dir(results_dir, cell_id)
     return folders
 

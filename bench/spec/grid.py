@@ -12,16 +12,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from bench.errors import UserError, did_you_mean
 from bench.spec.model_specs import checkpoint_id
 from bench.spec.registry import METHODS, TASKS, load_plugins
 from bench.spec.settings import Cell, GridSpec, TaskEntry, TrainConfig
+from bench.spec.strict_yaml import check_text, load_yaml
 
 PRESETS_DIR = Path(str(resources.files("bench.grids")))
 DEFAULT_GRID = "mini"
+MAX_GRID_BYTES = 2**20  # the largest preset is 2.4 KB
 
 
 def load_grid(
@@ -36,14 +37,12 @@ def load_grid(
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError:
         raise UserError(f"{path}: not a text file (UTF-8); a grid is a YAML file") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise UserError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    raw = load_yaml(text, str(path))
     if not isinstance(raw, dict):
         raise UserError(f"{path}: a grid is a YAML mapping with keys name, tasks, methods, ...")
     raw.setdefault("name", path.stem)
     if model_override:
+        check_text(model_override, "--model")
         raw["model"] = model_override
     try:
         spec = GridSpec.model_validate(raw)
@@ -57,8 +56,12 @@ def load_grid(
 def preset_path(ref: str) -> Path:
     candidate = Path(ref)
     if candidate.suffix in (".yaml", ".yml") or candidate.exists():
-        if not candidate.is_file():
+        if not candidate.exists():
             raise UserError(f"grid file {ref} does not exist")
+        if not candidate.is_file():
+            raise UserError(f"grid file {ref} is not a regular file (a folder, pipe or device)")
+        if candidate.stat().st_size > MAX_GRID_BYTES:
+            raise UserError(f"grid file {ref} is over {MAX_GRID_BYTES // 2**20} MiB; not a grid")
         return candidate
     preset = PRESETS_DIR / f"{ref}.yaml"
     if not preset.is_file():
@@ -129,7 +132,19 @@ def _validate_method(
         _validate_method(spec, dependency, entry.settings, entry.train, f"{where}.{role}", source)
 
 
+MAX_CELLS = 100_000  # far past any real grid; a typo in seeds or samples is caught in ms
+
+
 def expand(spec: GridSpec) -> list[Cell]:
+    """The grid's cells in run order: each (task, method, size, sample, seed), a hybrid's
+    dependencies first, each distinct resolved config once; a grid counted past `MAX_CELLS` is
+    refused before any cell is built."""
+    count = count_cells(spec)
+    if count > MAX_CELLS:
+        raise UserError(
+            f"grid {spec.name!r} would make {count:,} cells (tasks x methods x sizes x samples x "
+            f"seeds), more than the {MAX_CELLS:,} bench runs in one grid; fewer seeds or samples"
+        )
     checkpoint = checkpoint_id(spec.model)
     cells = []
     for task_entry in spec.tasks:
@@ -163,6 +178,24 @@ def expand(spec: GridSpec) -> list[Cell]:
     for cell in cells:  # identical entries (same resolved config) run once
         unique.setdefault(cell.id, cell)
     return list(unique.values())
+
+
+def count_cells(spec: GridSpec) -> int:
+    """How many cells `expand` would build at most (before identical ones merge), by arithmetic."""
+    total = 0
+    for task_entry in spec.tasks:
+        subsets = sum(task_entry.samples if n else 1 for n in task_entry.n_train)
+        for entry in spec.methods:
+            if entry.tasks is None or task_entry.name in entry.tasks:
+                total += _cells_per_run(entry.name, entry.settings) * subsets * len(spec.seeds)
+    return total
+
+
+def _cells_per_run(name: str, settings: dict[str, Any]) -> int:
+    """A method's cell plus those of its dependencies (a hybrid's parts), recursively."""
+    method = METHODS.get(name)
+    parts = method.dependencies(method.Settings.model_validate(settings)).values()
+    return 1 + sum(_cells_per_run(dependency, entry.settings) for dependency, entry in parts)
 
 
 def _subsets(entry: TaskEntry) -> list[tuple[int | None, int]]:

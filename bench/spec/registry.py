@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import traceback
 from collections.abc import Callable, Iterable
 from functools import cache
 from importlib import metadata
@@ -157,6 +158,8 @@ def load_plugins(modules: Iterable[str]) -> None:
                 f"plugin {module!r} cannot be imported ({type(error).__name__}: {error}); "
                 "install its package or check the module name"
             ) from None
+        except Exception as error:  # the plugin's own bug, at import: its author's to fix
+            raise UserError(f"plugin {module!r} failed on import: {_where(error)}") from None
 
 
 @cache
@@ -170,3 +173,18 @@ def load_installed_plugins() -> None:
                 f"installed plugin {entry_point.name!r} ({entry_point.value}) cannot be imported "
                 f"({type(error).__name__}: {error}); reinstall or uninstall its package"
             ) from None
+        except Exception as error:
+            raise UserError(
+                f"installed plugin {entry_point.name!r} ({entry_point.value}) failed on import: "
+                f"{_where(error)}; fix or uninstall its package"
+            ) from None
+
+
+def _where(error: Exception) -> str:
+    """A plugin's import error as `Type: message (file, line N)`, its last frame in the plugin."""
+    if isinstance(error, SyntaxError):
+        return f"SyntaxError: {error.msg} ({error.filename}, line {error.lineno})"
+    frames = traceback.extract_tb(error.__traceback__)
+    last = f" ({frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
+    message = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {message}{last}"

@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 from functools import cached_property
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -152,6 +152,7 @@ class MethodEntry(_Frozen):
     )
 
 
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]  # torch's and numpy's seed range
 GRID_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # it names the report's folder
 
 
@@ -165,7 +166,7 @@ class GridSpec(_Frozen):
         default_factory=list, description="modules to import first: methods and tasks of yours"
     )
     model: str = "mini"
-    seeds: list[int] = Field([0], min_length=1)
+    seeds: list[Seed] = Field([0], min_length=1)
     tasks: list[TaskEntry] = Field(min_length=1)
     methods: list[MethodEntry] = Field(min_length=1)
     train: TrainConfig = TrainConfig()

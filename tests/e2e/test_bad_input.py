@@ -12,6 +12,7 @@ import os
 import sqlite3
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -102,10 +103,96 @@ def text_file(name: str, text: str | bytes) -> Setup:
     return setup
 
 
+def folder_at(relative: str) -> Setup:
+    def setup(folder: Path) -> None:
+        (folder / relative).mkdir(parents=True)
+
+    return setup
+
+
+def fifo_at(relative: str) -> Setup:
+    def setup(folder: Path) -> None:
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        os.mkfifo(folder / relative)
+
+    return setup
+
+
+def link_at(relative: str, target: str) -> Setup:
+    def setup(folder: Path) -> None:
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        (folder / relative).symlink_to(target)
+
+    return setup
+
+
+def outside(relative: str) -> Callable[[Path], None]:
+    """A results dir's `relative` as a symlink to a folder outside it, holding one file (the
+    snapshot checks that the link's target is never touched)."""
+
+    def change(results_dir: Path) -> None:
+        target = results_dir.parent / "outside" / relative.replace("/", "-")
+        target.mkdir(parents=True)
+        (target / "keep.txt").write_text("not bench's")
+        link = results_dir / relative
+        if link.is_dir():
+            (target / "old").mkdir()
+            link.rename(target / "old" / link.name)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(target)
+
+    return change
+
+
+def damage_pages(results_dir: Path) -> None:
+    """Garbage over the store's pages past the first: SQLite still opens it, its pages are bad."""
+    path = results_dir / "bench.sqlite"
+    data = bytearray(path.read_bytes())
+    assert len(data) >= 8 * 4096, len(data)
+    data[2 * 4096 : 6 * 4096] = b"\x5a" * (4 * 4096)
+    path.write_bytes(bytes(data))
+
+
+def e2e_files(**overrides: str) -> Setup:
+    """E2E's three files, two MRs each, with `overrides` (train, dev, test) as whole texts."""
+    rows = 'mr,ref\n"name[A], eatType[pub]",A is a pub.\n"name[B], area[city]",B is in town.\n'
+    names = {"train": "trainset.csv", "dev": "devset.csv", "test": "testset_w_refs.csv"}
+
+    def setup(folder: Path) -> None:
+        for split, name in names.items():
+            data_file(f"e2e/{name}", overrides.get(split, rows))(folder)
+
+    return setup
+
+
+def gzip_bomb(folder: Path) -> None:
+    """A 130 KB file that expands to 128 MiB."""
+    (folder / "b.json.gz").write_bytes(gzip.compress(b" " * (128 * 2**20), compresslevel=9))
+
+
+@dataclass(frozen=True)
+class Absent:
+    """A module that cannot be imported during the case (Ray, for one)."""
+
+    module: str
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """A plugin module, importable (its folder on sys.path) during the case."""
+
+    name: str
+    code: str
+
+
 def real_task_grid(task: str) -> Setup:
     return grid_file(f"name: g\nmodel: mini-tiny\ntasks: [{{name: {task}}}]\nmethods: [{{name: finetune}}]\n")  # noqa: E501
 
 
+# Six levels of ten aliases each: a few lines that stand for a million values.
+ALIAS_BOMB = "name: g\n" + "".join(
+    f"l{i}: &l{i} [{', '.join([f'*l{i - 1}' if i else '1'] * 10)}]\n" for i in range(6)
+)
 E2E_GRID = real_task_grid("e2e")
 RUN = ("run", "--grid", "g.yaml", "--results-dir", "r")
 
@@ -187,7 +274,68 @@ CASES: list[tuple[str, tuple[str, ...], list[Setup], str]] = [
     ("bundle of another format", ("compare", "b.json.gz", "res"), [with_results(), bundle({"format": "bench-bundle/9", "cells": []})], "bench-bundle/9"),  # noqa: E501
     ("bundle with missing keys", ("compare", "b.json.gz", "res"), [with_results(), bundle({"format": "bench-bundle/1", "cells": [{"cell": "x"}]})], "b.json.gz"),  # noqa: E501
     ("compare unknown metric", ("compare", "res", "res", "--metric", "blue"), [with_results()], "unknown metric"),  # noqa: E501
+    # --- grids a careless or hostile user writes ----------------------------------------------
+    ("YAML nested 200 levels", RUN, [grid_file("name: g\nseeds: " + "[" * 200 + "]" * 200)], "nested more than 40 levels"),  # noqa: E501
+    ("YAML nested 5000 levels", RUN, [grid_file("name: g\nseeds: " + "{a: " * 5000 + "1" + "}" * 5000)], "nested more than 40 levels"),  # noqa: E501
+    ("YAML alias bomb", RUN, [grid_file(ALIAS_BOMB)], "expands to more than 100,000 values"),
+    ("duplicate key", RUN, [tiny("seeds: [0]", "seeds: [0]\nseeds: [1]")], "duplicate key 'seeds'"),
+    ("duplicate nested key", RUN, [tiny("epochs: 1", "epochs: 1, epochs: 2")], "duplicate key 'epochs'"),  # noqa: E501
+    ("lone surrogate in a label", RUN, [tiny("  - name: prefix\n", '  - name: prefix\n    label: "p\\udc80"\n')], "lone surrogate"),  # noqa: E501
+    ("NaN in a grid", RUN, [tiny("num_beams: 2", "num_beams: 2, length_penalty: .nan")], "decode.length_penalty: nan is not a finite number"),  # noqa: E501
+    ("infinity in a grid", RUN, [tiny("lr: 1.0e-3", "lr: .inf")], "inf is not a finite number"),
+    ("seed past 2^32", RUN, [tiny("seeds: [0]", "seeds: [4294967296]")], "seeds.0: Input should be less than or equal to 4294967295"),  # noqa: E501
+    ("negative seed", RUN, [tiny("seeds: [0]", "seeds: [-1]")], "seeds.0: Input should be greater than or equal to 0"),  # noqa: E501
+    ("integer past SQLite's", RUN, [tiny("n_train: [40]", "n_train: [99999999999999999999]")], "is out of range"),  # noqa: E501
+    ("millions of samples", RUN, [tiny("n_train: [40]", "n_train: [40]\n    samples: 1000000")], "would make 2,000,002 cells"),  # noqa: E501
+    ("tens of thousands of seeds", RUN, [tiny("seeds: [0]", f"seeds: {list(range(60000))}")], "would make 240,000 cells"),  # noqa: E501
+    ("grid file is a folder", ("run", "--grid", "d.yaml"), [folder_at("d.yaml")], "is not a regular file"),  # noqa: E501
+    ("grid file is a FIFO", ("run", "--grid", "f.yaml"), [fifo_at("f.yaml")], "is not a regular file"),  # noqa: E501
+    ("grid file of 1 MiB", RUN, [grid_file("#" * 2**20 + "\n")], "is over 1 MiB"),
+    ("--model not UTF-8", (*RUN, "--model", "mini\udcff"), [tiny("", "")], "lone surrogate"),
+    ("unknown task with markup", RUN, [tiny("name: mini-e2e", "name: 'x[/]y'")], "unknown task 'x[/]y'"),  # noqa: E501
+    ("unknown method with markup", RUN, [tiny("name: prefix", "name: '[bold]prefix'")], "unknown method '[bold]prefix'"),  # noqa: E501
+    # --- plugins ------------------------------------------------------------------------------
+    ("plugin raising", (*RUN, "--plugin", "boom_plugin"), [tiny("", ""), Plugin("boom_plugin", "raise RuntimeError('boom')\n")], "failed on import: RuntimeError: boom"),  # noqa: E501
+    ("plugin with a syntax error", (*RUN, "--plugin", "syntax_plugin"), [tiny("", ""), Plugin("syntax_plugin", "def (:\n")], "failed on import: SyntaxError"),  # noqa: E501
+    ("grid plugin raising", RUN, [tiny("model: mini-tiny", "model: mini-tiny\nplugins: [grid_plugin]"), Plugin("grid_plugin", "1 / 0\n")], "failed on import: ZeroDivisionError"),  # noqa: E501
+    # --- options ------------------------------------------------------------------------------
+    ("--tolerance nan", (*RUN, "--tolerance", "nan"), [tiny("", "")], "'nan' is not a finite number"),  # noqa: E501
+    ("--tolerance inf", (*RUN, "--tolerance", "inf"), [tiny("", "")], "'inf' is not a finite number"),  # noqa: E501
+    ("--checkpoint-minutes nan", (*RUN, "--checkpoint-minutes", "nan"), [tiny("", "")], "not a finite number"),  # noqa: E501
+    ("--cpus-per-cell nan", (*RUN, "--cpus-per-cell", "nan"), [tiny("", "")], "not a finite number"),  # noqa: E501
+    ("--max-retries 1000", (*RUN, "--max-retries", "1000"), [tiny("", "")], "1000 is not in the range"),  # noqa: E501
+    ("compare --tolerance nan", ("compare", "res", "res", "--tolerance", "nan"), [with_results()], "not a finite number"),  # noqa: E501
+    ("--executor ray without Ray", (*RUN, "--executor", "ray"), [tiny("", ""), Absent("ray")], "--executor ray needs Ray"),  # noqa: E501
+    ("--out a folder", ("export", "--results-dir", "res", "--format", "bundle", "--out", "o"), [with_results(), folder_at("o")], "exists and is not a regular file"),  # noqa: E501
+    ("--out a device", ("export", "--results-dir", "res", "--format", "bundle", "--out", "/dev/full"), [with_results()], "exists and is not a regular file"),  # noqa: E501
+    ("--out in no folder", ("export", "--results-dir", "res", "--format", "bundle", "--out", "no/b.gz"), [with_results()], "no is not a folder"),  # noqa: E501
+    ("perf --out a folder", ("perf", "overhead", "--out", "o"), [folder_at("o")], "exists and is not a regular file"),  # noqa: E501
+    # --- results directories ------------------------------------------------------------------
+    ("results dir a dangling link", RUN, [tiny("", ""), link_at("r", "nowhere")], "is a symlink to nowhere, which does not exist"),  # noqa: E501
+    ("results dir a link loop", RUN, [tiny("", ""), link_at("r", "r")], "a symlink loop"),
+    ("results dir path too long", ("run", "--grid", "g.yaml", "--results-dir", "r" * 300), [tiny("", "")], "a path too long"),  # noqa: E501
+    ("results dir not UTF-8", ("run", "--grid", "g.yaml", "--results-dir", "r\udcff"), [tiny("", "")], "is not valid UTF-8"),  # noqa: E501
+    ("report dir not UTF-8", ("report", "--results-dir", "r\udcff"), [], "is not valid UTF-8"),
+    ("store a folder", ("run", "--grid", "g.yaml", "--results-dir", "r"), [tiny("", ""), folder_at("r/bench.sqlite")], "is not a file"),  # noqa: E501
+    ("reports a file", ("report", "--results-dir", "res"), [with_results(lambda f: (f / "reports").write_text("x"))], "is not a folder"),  # noqa: E501
+    ("reports a link out", ("report", "--results-dir", "res"), [with_results(outside("reports"))], "leads out of the results directory"),  # noqa: E501
+    ("a report a link out", ("report", "--results-dir", "res"), [with_results(outside("reports/tiny"))], "leads out of the results directory"),  # noqa: E501
+    ("run: reports a link out", ("run", "--grid", "g.yaml", "--results-dir", "res"), [tiny("", ""), with_results(outside("reports"))], "leads out of the results directory"),  # noqa: E501
+    ("run: cells a link out", ("run", "--grid", "g.yaml", "--results-dir", "res"), [tiny("", ""), with_results(outside("cells"))], "leads out of the results directory"),  # noqa: E501
+    ("report of damaged pages", ("report", "--results-dir", "res"), [with_results(damage_pages)], "damaged"),  # noqa: E501
+    ("export of damaged pages", ("export", "--results-dir", "res"), [with_results(damage_pages)], "damaged"),  # noqa: E501
+    ("run into damaged pages", ("run", "--grid", "g.yaml", "--results-dir", "res"), [tiny("", ""), with_results(damage_pages)], "damaged"),  # noqa: E501
+    # --- data files ---------------------------------------------------------------------------
+    ("data file a folder", ("run", "--grid", "g.yaml", "--data-dir", "data"), [E2E_GRID, e2e_files(), lambda f: (f / "data/e2e/trainset.csv").unlink(), folder_at("data/e2e/trainset.csv")], "is a folder, where a data file belongs"),  # noqa: E501
+    ("data file a FIFO", ("run", "--grid", "g.yaml", "--data-dir", "data"), [E2E_GRID, e2e_files(), lambda f: (f / "data/e2e/devset.csv").unlink(), fifo_at("data/e2e/devset.csv")], "is not a regular file (a pipe or a device)"),  # noqa: E501
+    ("data file /dev/zero", ("run", "--grid", "g.yaml", "--data-dir", "data"), [E2E_GRID, e2e_files(), lambda f: (f / "data/e2e/trainset.csv").unlink(), link_at("data/e2e/trainset.csv", "/dev/zero")], "is not a regular file (a pipe or a device)"),  # noqa: E501
+    ("test file a header only", ("run", "--grid", "g.yaml", "--data-dir", "data"), [E2E_GRID, e2e_files(test="mr,ref\n")], "its test split has no examples"),  # noqa: E501
+    ("train file a header only", ("run", "--grid", "g.yaml", "--data-dir", "data"), [E2E_GRID, e2e_files(train="mr,ref\n")], "its train split has no examples"),  # noqa: E501
+    ("predictions a FIFO", ("score", "--task", "mini-e2e", "--predictions", "p.txt"), [fifo_at("p.txt")], "p.txt: not a regular file"),  # noqa: E501
+    # --- bundles ------------------------------------------------------------------------------
+    ("bundle that expands to 128 MiB", ("compare", "b.json.gz", "res"), [with_results(), gzip_bomb], "expands past"),  # noqa: E501
 ]
+
 
 TINY_GRID_PATH = ""
 
@@ -200,14 +348,25 @@ def tiny_grid_path(tmp_path_factory: pytest.TempPathFactory) -> None:
     TINY_GRID_PATH = str(path)
 
 
-def snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
-    """Every file's mtime and bytes; SQLite's WAL side files, which a reader may create (never
-    the database itself), left out."""
-    return {
-        str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.read_bytes())
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and not p.name.endswith(("-wal", "-shm"))
-    }
+def snapshot(folder: Path) -> dict[str, object]:
+    """Every folder, link (its target) and regular file (its mtime and bytes) under `folder`,
+    links not followed, so a link's target outside a results dir is snapshotted once, where it
+    is; SQLite's WAL side files, which a reader may create (never the database itself), left
+    out."""
+    entries: dict[str, object] = {}
+    for root, folders, files in os.walk(folder):
+        for name in [*folders, *files]:
+            path = Path(root) / name
+            key = str(path.relative_to(folder))
+            if path.is_symlink():
+                entries[key] = ("link", os.readlink(path))
+            elif path.is_dir():
+                entries[key] = "folder"
+            elif path.is_file() and not name.endswith(("-wal", "-shm")):
+                entries[key] = (path.stat().st_mtime_ns, path.read_bytes())
+            elif not path.is_file():
+                entries[key] = "special"
+    return entries
 
 
 @pytest.mark.parametrize(("args", "setups", "message"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])  # noqa: E501
@@ -215,7 +374,14 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(
     tmp_path, monkeypatch, capsys, args, setups, message
 ):
     for setup in setups:
-        setup(tmp_path)
+        if isinstance(setup, Absent):
+            monkeypatch.setitem(sys.modules, setup.module, None)
+        elif isinstance(setup, Plugin):
+            (tmp_path / "plugins").mkdir(exist_ok=True)
+            (tmp_path / "plugins" / f"{setup.name}.py").write_text(setup.code)
+            monkeypatch.syspath_prepend(tmp_path / "plugins")
+        else:
+            setup(tmp_path)
     before = snapshot(tmp_path)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["bench", *args])
@@ -227,11 +393,10 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(
     assert message in err, err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert snapshot(tmp_path) == before
-    assert not (tmp_path / "r").exists() and not (tmp_path / "results").exists()
 
 
-def test_there_are_at_least_40_cases_over_every_subcommand():
-    assert len(CASES) >= 40
+def test_there_are_at_least_100_cases_over_every_subcommand():
+    assert len(CASES) >= 100 and len({name for name, *_ in CASES}) == len(CASES)
     commands = {args[0] for _, args, _, _ in CASES}
     assert commands >= {
         "run", "report", "export", "compare", "list", "params", "data", "score", "perf"

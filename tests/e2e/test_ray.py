@@ -1,28 +1,22 @@
 """The Ray executor, on a local Ray with this machine's 2 CPUs: cells two at a time, results
-equal to the local executor's, hybrids after their dependencies, a killed worker retried."""
+equal to the local executor's, hybrids after their dependencies, Ctrl-C. Faults (killed workers,
+a killed progress actor) are in `test_ray_faults.py`."""
 
 from __future__ import annotations
 
 import json
 import signal
 import sqlite3
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import HYBRID_GRID, SLOW_GRID
-from tests.runs import bench_process, check_consistent, finished, predictions
+from tests.runs import alive, bench_process, check_consistent, finished, predictions, ray_processes
 
 pytest.importorskip("ray", reason="the Ray executor needs the `ray` extra: pip install -e '.[ray]'")
 pytestmark = pytest.mark.slow  # each run starts a local Ray (about 6 s) and its workers
-
-
-def ray_workers() -> list[int]:
-    """Pids of Ray workers running a cell (Ray titles them after the task's function)."""
-    out = subprocess.run(["pgrep", "-f", "ray::run_remote"], capture_output=True, text=True)
-    return [int(pid) for pid in out.stdout.split()]
 
 
 def test_cells_run_two_at_a_time_with_the_local_executors_results(reference, tmp_path):
@@ -55,27 +49,6 @@ def test_hybrids_run_after_the_cells_they_reuse(tmp_path):
         assert all(runs[hybrid][0] >= runs[r][1] for r in reused)
 
 
-def test_a_worker_killed_mid_cell_is_retried_and_the_grid_completes(reference, tmp_path):
-    grid, local = reference
-    process = bench_process(grid, tmp_path / "r", "--executor", "ray")
-    deadline, killed = time.time() + 180, None
-    while killed is None and time.time() < deadline and process.poll() is None:
-        time.sleep(1)
-        workers = ray_workers()
-        if workers:
-            time.sleep(2)  # into the cell
-            killed = workers[0]
-            subprocess.run(["kill", f"-{signal.SIGKILL.value}", str(killed)], check=False)
-    assert killed is not None, "no Ray worker ran a cell"
-    code, err = finished(process)
-    assert code == 0, err
-    assert "4 run, 0 already done, 0 failed" in err
-    check_consistent(tmp_path / "r", set())
-    db = sqlite3.connect(tmp_path / "r" / "bench.sqlite")
-    assert db.execute("SELECT count(*), count(DISTINCT cell) FROM runs").fetchone() == (4, 4)
-    assert predictions(tmp_path / "r") == predictions(local)
-
-
 def test_without_ray_the_executor_says_how_to_get_it(monkeypatch, tmp_path):
     import builtins
 
@@ -98,10 +71,13 @@ def test_ctrl_c_cancels_the_running_tasks_and_records_them_interrupted(tmp_path)
     grid = tmp_path / "slow.yaml"  # cells of many epochs: Ctrl-C always finds them running
     grid.write_text(SLOW_GRID)
     process = bench_process(grid, tmp_path / "r", "--executor", "ray")
-    deadline = time.time() + 180
-    while not ray_workers() and time.time() < deadline and process.poll() is None:
+    deadline, workers = time.time() + 180, []
+    while not workers and time.time() < deadline and process.poll() is None:
         time.sleep(0.5)
+        workers = ray_processes("ray::cell-")
+    assert workers, "no Ray worker ran a cell"
     time.sleep(1)
+    workers = ray_processes("ray::cell-")  # by now, both
     process.send_signal(signal.SIGINT)
     code, err = finished(process)
     assert code == 130 and "interrupted: finished cells are stored" in err, err
@@ -109,6 +85,6 @@ def test_ctrl_c_cancels_the_running_tasks_and_records_them_interrupted(tmp_path)
     statuses = [s for (s,) in db.execute("SELECT status FROM runs")]
     assert "interrupted" in statuses and "running" not in statuses
     deadline = time.time() + 30
-    while ray_workers() and time.time() < deadline:  # the local Ray went down with the driver
+    while any(map(alive, workers)) and time.time() < deadline:  # Ray went down with the driver
         time.sleep(0.5)
-    assert not ray_workers()
+    assert not any(map(alive, workers))

@@ -227,7 +227,7 @@ def test_compiled_training_matches_eager(monkeypatch):
     assert model.base._compiled_call_impl is None and list(model.state_dict()) == names
 
 
-def test_a_checkpoint_in_another_precision_is_discarded_and_training_starts_over(tmp_path):
+def test_a_checkpoint_in_another_precision_is_set_aside_and_training_starts_over(tmp_path):
     """Saved in fp32, run on in bf16: not resumed (it would go on in other arithmetic), so
     the run equals a fresh bf16 run, and says what it set aside."""
     config = TrainConfig(epochs=1, batch_size=2, lr=1e-3, precision="fp32")
@@ -247,20 +247,29 @@ def test_a_checkpoint_in_another_precision_is_discarded_and_training_starts_over
     resumed = train(model, tokenizer, pairs, [], bf16, seed=0, device=CPU, checkpoint=saved)
     fresh_model, *_ = setup(examples=12)
     fresh = train(fresh_model, tokenizer, pairs, [], bf16, seed=0, device=CPU)
-    assert resumed.resumed_at is None and resumed.discarded == {"precision": "fp32", "steps": 2}
+    assert resumed.resumed_at is None and resumed.set_aside == {
+        "why": "at step 2 trained in fp32, this run in bf16",
+        "moved_to": f"{tmp_path}.set-aside-1",  # kept, beside the folder
+    }
     assert resumed.losses == fresh.losses and len(fresh.losses) == 18
     pairs_of_weights = zip(model.named_parameters(), fresh_model.parameters(), strict=True)
     for (name, trained), same in pairs_of_weights:
         assert torch.equal(trained, same), name
-    assert saved.load()["result"]["precision"] == "bf16"  # the next save replaced it
+    assert saved.load()["result"]["precision"] == "bf16"  # saved afresh in the folder
+    kept = torch.load(f"{tmp_path}.set-aside-1/training.pt", weights_only=False)
+    assert kept["result"]["steps"] == 2  # the fp32 state, moved aside whole
 
 
 def test_what_training_did_unasked_is_recorded_and_said(cell):
     result = TrainResult(6, 1.0, precision="fp32", batch_size=8, grad_accum=1)
-    result.discarded = {"precision": "bf16", "steps": 40}
+    result.set_aside = {
+        "why": "at step 40 trained in bf16, this run in fp32",
+        "moved_to": "r/cells/f0.checkpoint.set-aside-1",
+    }
     assert train_batch(result) == {"batch_size": 8, "grad_accum": 1, "oom_retries": 0}
     assert train_batch(TrainResult(0, 0.0)) is None  # an ensemble trains nothing
     assert training_notes(cell, result) == [
         "mini-e2e / prefix(length=4, mlp_hidden=32) n=32 sample 0 / seed 0: its checkpoint at "
-        "step 40 trained in bf16, this run in fp32: discarded, trained from the start"
+        "step 40 trained in bf16, this run in fp32: set aside as "
+        "r/cells/f0.checkpoint.set-aside-1, trained from the start"
     ]

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from bench.engine.record import ParamCounts, Score
-from bench.results.store import SCHEMA, Store
+from bench.results.store import SCHEMA, SCHEMA_VERSION, Store
 
 CONFIG = {
     "task": "t",
@@ -94,7 +94,7 @@ def test_a_version_2_store_is_upgraded_in_place_and_keeps_its_results(tmp_path):
     assert readonly.version == 2 and readonly.runs("g")[0]["status"] == "done"
     readonly.close()
     upgraded = Store(tmp_path / "bench.sqlite")
-    assert upgraded.version == 3 and len(upgraded.results("g")) == 1
+    assert upgraded.version == SCHEMA_VERSION and len(upgraded.results("g")) == 1
     assert upgraded.claim("c2", CONFIG, "host:1", since=0.0, force=False)
     assert not upgraded.claim("c1", CONFIG, "host:1", since=0.0, force=False)  # done
 

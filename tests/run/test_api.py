@@ -108,3 +108,16 @@ def test_the_readme_states_run_grids_signature_and_options_are_keywords():
         parameters = list(inspect.signature(function).parameters.values())
         options = parameters[[p.name for p in parameters].index(first_option) :]
         assert all(p.kind is keyword_only for p in options), function.__name__
+
+
+def test_non_finite_numbers_are_refused_before_anything_is_written(tmp_path):
+    from bench.errors import UserError
+    from bench.results.bundle import ResultsSource
+    from bench.results.compare import compare_sources
+
+    with pytest.raises(UserError, match="checkpoint_minutes nan is not a number"):
+        bench.run_grid("mini", results_dir=tmp_path / "r", checkpoint_minutes=float("nan"))
+    assert not (tmp_path / "r").exists()
+    nothing = ResultsSource("none", [])
+    with pytest.raises(UserError, match="tolerance nan is not a finite number"):
+        compare_sources(nothing, nothing, tolerance=float("nan"))
