@@ -13,6 +13,7 @@ import os
 import shlex
 import sqlite3
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -483,6 +484,51 @@ def score(
         click.echo(json.dumps(result))
     else:
         terminal.scores(result, Console())
+
+
+@app.command()
+@click.option("--cell", "cell_id", help="a finished cell's id: decode with its trained method")
+@click.option("--model", help="or a bare model (mini, random:ARCH, a hub id or path)")
+@click.option(
+    "--inputs",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="one input a line: a task source for --cell, a raw prompt for --model",
+)
+@results_dir_option
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="decode.KEY=VALUE",
+    help="change a decode setting (repeatable), e.g. decode.rule=authors decode.num_beams=3",
+)
+@click.option("--json", "as_json", is_flag=True, help="JSONL: input, output, token ids, score")
+@plugin_option
+def predict(
+    cell_id: str | None,
+    model: str | None,
+    inputs: Path,
+    results_dir: Path,
+    sets: tuple[str, ...],
+    as_json: bool,
+    plugins: tuple[str, ...],
+) -> None:
+    """Decode new inputs with a stored cell's method or a bare model; one output a line (a
+    newline inside an output is printed as a space; --json keeps it). Writes nothing."""
+    from bench.run.predict import predict_with_cell, predict_with_model, read_inputs
+    from bench.spec.registry import load_plugins
+
+    if (cell_id is None) == (model is None):
+        raise UserError("pass either --cell ID (a finished cell) or --model SPEC (a bare model)")
+    load_plugins(plugins)
+    lines = read_inputs(inputs)
+    if cell_id is not None:
+        predictions = predict_with_cell(results_dir, cell_id, lines, sets)
+    else:
+        predictions = predict_with_model(model, lines, sets)
+    for p in predictions:
+        click.echo(json.dumps(asdict(p)) if as_json else " ".join(p.output.splitlines()))
 
 
 @app.command()

@@ -395,9 +395,9 @@ def training_notes(cell: Cell, result: TrainResult) -> list[str]:
     return notes
 
 
-def load_stored_model(folder: Path) -> AdaptedLM:
+def load_stored_model(folder: Path, reused: dict[str, AdaptedLM] | None = None) -> AdaptedLM:
     """A finished cell's model from its folder: its method on a fresh base, with its stored
-    weights."""
+    weights; a hybrid's with the models of the cells it `reused`, by role."""
     cell = Cell.model_validate_json((folder / "cell.json").read_text())
     loaded = load_model(cell.model, cell.seed)
     method = METHODS.get(cell.method)
@@ -405,7 +405,7 @@ def load_stored_model(folder: Path) -> AdaptedLM:
         method,
         loaded.model,
         method.Settings.model_validate(cell.settings),
-        BuildContext(loaded.tokenizer),
+        BuildContext(loaded.tokenizer, reused or {}),
     )
     model.load_stored(load_file(folder / STORED))
     model.eval()

@@ -4,11 +4,13 @@ Our own loop rather than `model.generate`: a prefix lives in the key/value cache
 `generate` handles differently across transformers versions, and the hybrid methods need to mix
 several models' next-token distributions inside the beam. A `Scorer` (an adapted model's
 `scorer()`) is anything that can prefill prompts, score one more token per row, and follow the
-beam's reordering.
+beam's reordering. Which hypotheses win is a reference's rule, not ours (`DecodeConfig.rule`,
+`_Rule`): `generate`'s or the paper code's, token for token (tests/engine/test_decode_rules.py).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,10 +24,19 @@ from bench.progress import Progress, tracker
 from bench.spec.settings import DecodeConfig
 
 
+@dataclass(frozen=True)
+class Hypothesis:
+    """A prompt's best output: its token ids (no eos) and its score under the decode rule, the
+    summed log-probability over length**length_penalty (the length the rule counts)."""
+
+    tokens: list[int]
+    score: float
+
+
 @dataclass
 class _Finished:
     """Each live prompt's best finished hypotheses so far, best first: their scores normalized
-    by length (float64, as the ranking always was; -inf in an empty slot), ids and lengths."""
+    by length (float64; -inf in an empty slot), ids and lengths."""
 
     scores: torch.Tensor  # [prompts, beams]
     tokens: torch.Tensor  # [prompts, beams, max_new_tokens]
@@ -41,8 +52,8 @@ class _Finished:
 
     def merge(self, scores: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor) -> None:
         """Rank new hypotheses (-inf: none) with the kept ones and keep the best `beams`. The
-        sort is stable on the negated score, as Python's list sort by -score was, so ties keep
-        the order: kept ones first, then new ones in candidate order."""
+        sort is stable, so a new hypothesis that only ties the worst kept one is not kept, as in
+        both references."""
         merged = torch.cat([self.scores, scores], dim=1)
         order = torch.sort(-merged, dim=1, stable=True).indices[:, : self.scores.shape[1]]
         self.scores = merged.gather(1, order)
@@ -55,12 +66,15 @@ class _Finished:
         self.scores, self.tokens = self.scores[prompts], self.tokens[prompts]
         self.lengths = self.lengths[prompts]
 
-    def best(self, prompts: torch.Tensor) -> list[list[int]]:
-        """The best hypothesis of each of `prompts` as ids (none: []), in one transfer."""
-        found = torch.isfinite(self.scores[prompts, 0]).tolist()
+    def best(self, prompts: torch.Tensor) -> list[Hypothesis]:
+        """The best hypothesis of each of `prompts` (none: no ids, score -inf), in one transfer."""
+        scores = self.scores[prompts, 0].tolist()
         lengths = self.lengths[prompts, 0].tolist()
         ids = self.tokens[prompts, 0].tolist()
-        return [row[:n] if ok else [] for row, n, ok in zip(ids, lengths, found, strict=True)]
+        return [
+            Hypothesis(row[:n] if math.isfinite(score) else [], score)
+            for row, n, score in zip(ids, lengths, scores, strict=True)
+        ]
 
 
 def _continuing(
@@ -87,6 +101,95 @@ def _continuing(
     )
 
 
+class _Rule:
+    """How a reference scores finished hypotheses and decides that a prompt is done.
+
+    `hf` is `transformers`' `generate(num_beams=k)` as pinned (4.57, `generation/utils.py`:
+    `_beam_search`, `_update_finished_beams`, `_check_early_stop_heuristic`): a hypothesis is
+    divided by its generated length**lp, eos included; at `max_new_tokens` every top-k candidate
+    ends; `early_stopping` false divides the best live beam by the current length, `never` by
+    the longest possible (lp > 0), `true` stops once k hypotheses ended. It computes in float32,
+    and so does this rule, op for op.
+
+    `authors` is the search of the paper's code, github:XiangLi1999/PrefixTuning
+    `transformers/src/transformers/generation_utils.py` (their vendored transformers 3.x):
+    `BeamHypotheses.add` (lines 1055-1067) divides by the length of the whole sequence without
+    its eos, the prompt included for GPT-2 (`counted`: its real tokens) and the start token for
+    BART; `is_done` (1069-1082) divides the best of the 2k candidates by the current length;
+    `_generate_beam_search` (649-906) admits an eos only among the top k and, at the limit,
+    adds the beams still open (scored by the full length). Ranking is in float64, as their
+    Python floats were. Both admit eos candidates ranked in the top k only.
+    """
+
+    def __init__(self, config: DecodeConfig, counted: torch.Tensor) -> None:
+        self.name, self.early_stopping = config.rule, config.early_stopping
+        self.lp, self.steps = config.length_penalty, config.max_new_tokens
+        longest = int(counted.max()) + self.steps + 1
+        self.pow = torch.tensor(
+            [max(n, 1) ** self.lp for n in range(longest + 1)],
+            dtype=torch.float64,
+            device=counted.device,
+        )  # Python's pow, as both references compute the penalty
+
+    def ends(self, is_eos: torch.Tensor, step: int, beams: int) -> torch.Tensor:
+        """Candidates [prompts, ranked] that end a hypothesis here: an eos among the top
+        `beams` (both references pass over the others), and under `hf` every top candidate at
+        the limit."""
+        ranked = torch.arange(is_eos.shape[1], device=is_eos.device) < beams
+        if self.name == "hf" and step == self.steps - 1:
+            return ranked.expand_as(is_eos)
+        return is_eos & ranked
+
+    def normalized(self, scores: torch.Tensor, counted: torch.Tensor, step: int) -> torch.Tensor:
+        """Scores [prompts, candidates] of hypotheses ending at `step`, over length**lp."""
+        if self.name == "hf":
+            return (scores / ((step + 1) ** self.lp)).double()
+        return scores.double() / self.pow[counted + step][:, None]
+
+    def done(
+        self, worst: torch.Tensor, best_candidate: torch.Tensor, best_live: torch.Tensor,
+        counted: torch.Tensor, step: int,
+    ) -> torch.Tensor:  # fmt: skip
+        """Prompts whose k finished hypotheses no live beam is expected to beat."""
+        full = torch.isfinite(worst)
+        if self.early_stopping is True:
+            return full
+        if self.name == "hf":
+            never = self.early_stopping == "never" and self.lp > 0.0
+            length = self.steps if never else step + 1
+            return full & ((best_live / (length**self.lp)).double() <= worst)
+        return full & (worst >= best_candidate.double() / self.pow[counted + step])
+
+    def open_beams(self, scores: torch.Tensor, counted: torch.Tensor) -> torch.Tensor | None:
+        """`authors`: the scores of beams still open at the limit, finalized over the full
+        length; `hf` has ended them already."""
+        if self.name == "hf":
+            return None
+        return scores.double() / self.pow[counted + self.steps][:, None]
+
+
+def _end_at_the_limit(
+    rule: _Rule,
+    finished: _Finished,
+    ids: torch.Tensor,
+    chosen: torch.Tensor,
+    scores: torch.Tensor,
+    counted: torch.Tensor,
+    done: torch.Tensor,
+) -> None:
+    """Every prompt stops at `max_new_tokens`; under `authors` the beams still open (`ids`, the
+    live rows' tokens so far, then `chosen`) are first added, scored over the full length."""
+    finalized = rule.open_beams(scores, counted)
+    if finalized is not None:
+        prompts, beams = chosen.shape
+        ids = ids.view(prompts, beams, -1)
+        ids[..., -1] = chosen
+        still_open = (~done)[:, None] & torch.isfinite(finalized)
+        lengths = torch.full_like(chosen, ids.shape[-1])
+        finished.merge(torch.where(still_open, finalized, -torch.inf), ids, lengths)
+    done[:] = True
+
+
 @torch.no_grad()
 def beam_search(
     scorer: Scorer,
@@ -95,22 +198,22 @@ def beam_search(
     eos_id: int,
     config: DecodeConfig,
     banned: Sequence[int] = (),
-) -> list[list[int]]:
-    """The best hypothesis per prompt, as token ids without the final eos or `banned` tokens.
+    counted: torch.Tensor | None = None,
+) -> list[Hypothesis]:
+    """The best hypothesis per prompt under `config.rule` (`_Rule`), as token ids without the
+    final eos; `banned` tokens are never chosen. `counted`: the tokens per prompt that the
+    `authors` rule counts before the first new one (default: the prompt's real tokens).
 
-    Finished hypotheses are ranked by logprob / length**length_penalty (the length counts the
-    eos); a prompt stops once it has `num_beams` finished ones and no live beam can still beat
-    the worst of them. Every step is a few batched tensor operations on the device, whatever
-    the batch; a prompt that stops leaves the batch (its rows are no longer computed), and
-    Python touches a prompt's ids only once, when it stops.
+    A beam of one is greedy decoding, as in both references. Every step is a few batched
+    tensor operations on the device, whatever the batch; a prompt that stops leaves the batch
+    (its rows are no longer computed), and Python touches a prompt's ids only once, when it
+    stops.
     """
     device = input_ids.device
     prompts, beams, steps = input_ids.shape[0], config.num_beams, config.max_new_tokens
     width = 2 * beams if beams > 1 else 1  # 2k candidates keep k live beams if k of them end
-    lengths = range(steps + 2)
-    penalty = torch.tensor(
-        [max(n, 1) ** config.length_penalty for n in lengths], dtype=torch.float64, device=device
-    )  # computed by Python's pow, as scores always were normalized
+    counted = attention_mask.sum(dim=1) if counted is None else counted.to(device)
+    rule = _Rule(config, counted)
     banned_ids = torch.tensor(list(banned), dtype=torch.long, device=device)
     logprobs = scorer.prefill(input_ids, attention_mask).repeat_interleave(beams, dim=0)
     scorer.expand(beams)
@@ -120,7 +223,7 @@ def beam_search(
     tokens = torch.zeros((prompts * beams, steps), dtype=torch.long, device=device)
     finished = _Finished.empty(prompts, beams, steps, device)
     prompt_of = torch.arange(prompts, device=device)  # the prompt of each live group of rows
-    best: list[list[int]] = [[] for _ in range(prompts)]
+    best = [Hypothesis([], -math.inf) for _ in range(prompts)]
     for step in range(steps):
         if step < config.min_new_tokens:
             logprobs[:, eos_id] = -torch.inf
@@ -130,23 +233,26 @@ def beam_search(
         top_scores, top_ids = candidates.topk(width, dim=-1)
         rows = torch.arange(live, device=device)[:, None] * beams + top_ids // vocab
         token = top_ids % vocab
-        ended = token == eos_id if step < steps - 1 else torch.ones_like(token, dtype=torch.bool)
-        length = step + (token != eos_id).long()  # without the eos
+        is_eos = token == eos_id
         ids = tokens[rows]
         ids[..., step] = token
-        valid = ended & (top_scores > -torch.inf)
-        normalized = top_scores.double() / penalty[length + 1]
-        finished.merge(torch.where(valid, normalized, -torch.inf), ids, length)
-        rows, chosen, scores = _continuing(rows, token, top_scores, ended, beams, eos_id)
-        best_live = scores.max(dim=1).values.double() / penalty[step + 2]
-        done = torch.isfinite(finished.scores[:, -1]) & (best_live <= finished.scores[:, -1])
+        ends = rule.ends(is_eos, step, beams) & (top_scores > -torch.inf)
+        normalized = rule.normalized(top_scores, counted[prompt_of], step)
+        finished.merge(torch.where(ends, normalized, -torch.inf), ids, step + (~is_eos).long())
+        rows, chosen, scores = _continuing(rows, token, top_scores, is_eos, beams, eos_id)
+        done = rule.done(
+            finished.scores[:, -1], top_scores[:, 0], scores[:, 0], counted[prompt_of], step
+        )
+        done |= ~torch.isfinite(scores[:, 0])  # no live beam left (greedy decoding's eos)
         if step == steps - 1:
-            done[:] = True
+            _end_at_the_limit(rule, finished, tokens[rows.flatten()], chosen, scores,
+                              counted[prompt_of], done)  # fmt: skip
         stopped = done.nonzero().flatten()
         if len(stopped):
-            hypotheses = finished.best(stopped)
-            for prompt, ids in zip(prompt_of[stopped].tolist(), hypotheses, strict=True):
-                best[prompt] = ids
+            for prompt, hypothesis in zip(
+                prompt_of[stopped].tolist(), finished.best(stopped), strict=True
+            ):
+                best[prompt] = hypothesis
             if len(stopped) == live:
                 break
             going = (~done).nonzero().flatten()
@@ -218,29 +324,50 @@ def generate(
     precision: str = "fp32",
     stats: DecodeStats | None = None,
 ) -> list[str]:
-    """One output per source, decoded in the resolved `precision` (`bench.engine.precision`: fp32 is
-    the plain computation). A batch that runs out of GPU memory is decoded as two halves (the
-    outputs do not depend on the batching); `stats` counts what happened."""
+    """One output text per task source (`decode` of their encodings)."""
+    encoded = [encode_source(tokenizer, s, max_source_tokens) for s in sources]
+    hypotheses = decode(
+        model, tokenizer, encoded, config, device,
+        progress=progress, precision=precision, stats=stats,
+    )  # fmt: skip
+    return [text(tokenizer, h) for h in hypotheses]
+
+
+def text(tokenizer: PreTrainedTokenizerBase, hypothesis: Hypothesis) -> str:
+    return tokenizer.decode(hypothesis.tokens, skip_special_tokens=True).strip()
+
+
+def decode(
+    model: AdaptedLM,
+    tokenizer: PreTrainedTokenizerBase,
+    encoded: Sequence[list[int]],
+    config: DecodeConfig,
+    device: torch.device,
+    *,
+    progress: Progress | None = None,
+    precision: str = "fp32",
+    stats: DecodeStats | None = None,
+) -> list[Hypothesis]:
+    """The best hypothesis per prompt (token ids), decoded in the resolved `precision`
+    (`bench.engine.precision`: fp32 is the plain computation). A batch that runs out of GPU
+    memory is decoded as two halves (the outputs do not depend on the batching); `stats` counts
+    what happened."""
     model.eval()
     stats = stats if stats is not None else DecodeStats()
     banned = newline_tokens(tokenizer) if config.no_newlines else []
-    encoded = [encode_source(tokenizer, s, max_source_tokens) for s in sources]
-    outputs: list[str] = [""] * len(sources)
+    found: list[Hypothesis | None] = [None] * len(encoded)
 
-    def decode(index: list[int]) -> None:
-        ids, mask = pad(
-            [encoded[i] for i in index], tokenizer.eos_token_id, not model.is_encoder_decoder
-        )
+    def run(index: list[int]) -> None:
+        left = not model.is_encoder_decoder
+        ids, mask = pad([encoded[i] for i in index], tokenizer.eos_token_id, left)
+        # the authors' rule counts a GPT-2 prompt's tokens, and BART's decoder start token
+        counted = mask.sum(dim=1) if left else torch.ones(len(index), dtype=torch.long)
         try:
             with autocast(precision, device):
                 hyps = beam_search(
-                    model.scorer(),
-                    ids.to(device),
-                    mask.to(device),
-                    tokenizer.eos_token_id,
-                    config,
-                    banned,
-                )
+                    model.scorer(), ids.to(device), mask.to(device), tokenizer.eos_token_id,
+                    config, banned, counted,
+                )  # fmt: skip
         except torch.OutOfMemoryError:
             if len(index) == 1:
                 raise
@@ -249,17 +376,17 @@ def generate(
             stats.oom_halvings += 1
             if device.type == "cuda":
                 torch.cuda.empty_cache()
-            decode(index[: len(index) // 2])
-            decode(index[len(index) // 2 :])
+            run(index[: len(index) // 2])
+            run(index[len(index) // 2 :])
             return
         stats.batches += 1
         for i, hyp in zip(index, hyps, strict=True):
-            outputs[i] = tokenizer.decode(hyp, skip_special_tokens=True).strip()
-            stats.new_tokens += len(hyp)
+            found[i] = hyp
+            stats.new_tokens += len(hyp.tokens)
 
     batches = decode_batches([len(e) for e in encoded], config)
     with tracker(progress, "  generating", len(batches)) as advance:
         for index in batches:
-            decode(index)
+            run(index)
             advance(1)
-    return outputs
+    return [h for h in found if h is not None]

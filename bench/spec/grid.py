@@ -47,7 +47,7 @@ def load_grid(
     try:
         spec = GridSpec.model_validate(raw)
     except ValidationError as error:
-        raise UserError(f"{path}: {_first_error(error)}") from None
+        raise UserError(f"{path}: {first_error(error)}") from None
     load_plugins([*plugins, *spec.plugins])
     validate_names(spec, str(path))
     return spec, text
@@ -77,7 +77,7 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
 
 
-def _first_error(error: ValidationError, prefix: str = "") -> str:
+def first_error(error: ValidationError, prefix: str = "") -> str:
     first = error.errors()[0]
     parts = [*(prefix.split(".") if prefix else ()), *first["loc"]]
     where = ".".join(str(part) for part in parts)
@@ -123,11 +123,11 @@ def _validate_method(
     try:
         resolved = method.Settings.model_validate(settings)
     except ValidationError as error:
-        raise UserError(f"{source}: {_first_error(error, where)}") from None
+        raise UserError(f"{source}: {first_error(error, where)}") from None
     try:
         TrainConfig.model_validate({**spec.train.model_dump(), **train})
     except ValidationError as error:
-        raise UserError(f"{source}: {_first_error(error, where + '.train')}") from None
+        raise UserError(f"{source}: {first_error(error, where + '.train')}") from None
     for role, (dependency, entry) in method.dependencies(resolved).items():
         _validate_method(spec, dependency, entry.settings, entry.train, f"{where}.{role}", source)
 

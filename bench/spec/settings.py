@@ -61,10 +61,25 @@ class TrainConfig(_Frozen):
 class DecodeConfig(_Frozen):
     """Beam search settings of a cell (`bench.engine.generation`)."""
 
+    rule: Literal["hf", "authors"] = Field(
+        "hf",
+        description="whose beam search, token for token: hf is transformers' generate as pinned "
+        "(a hypothesis scored by its generated length); authors is the paper code's vendored "
+        "transformers 3.x (by the whole sequence: prompt + output for GPT-2, start token + "
+        "output for BART), which the paper presets use",
+    )
+    early_stopping: bool | Literal["never"] = Field(
+        False,
+        description="when a prompt stops: false once its best live beam, divided by the current "
+        "length, cannot beat its worst of num_beams finished hypotheses; true once num_beams "
+        "have finished; never (hf only) divides by the longest possible length instead",
+    )
     num_beams: int = Field(5, ge=1, description="1 is greedy decoding")
     max_new_tokens: int = Field(100, ge=1)
-    min_new_tokens: int = Field(0, ge=0)
-    length_penalty: float = Field(1.0, description="hypothesis score = logprob / length**penalty")
+    min_new_tokens: int = Field(0, ge=0, description="new tokens before an eos may end")
+    length_penalty: float = Field(
+        1.0, description="hypothesis score = logprob / length**penalty, the length `rule` counts"
+    )
     no_newlines: bool = Field(False, description="never emit a token containing a newline")
     batch_size: int = Field(32, ge=1, description="most prompts decoded together")
     batch_tokens: int | None = Field(
@@ -75,7 +90,12 @@ class DecodeConfig(_Frozen):
     )
 
     @model_validator(mode="after")
-    def _min_below_max(self) -> DecodeConfig:
+    def _consistent(self) -> DecodeConfig:
+        if self.rule == "authors" and self.early_stopping == "never":
+            raise ValueError(
+                "early_stopping: never is a setting of transformers' generate (rule: hf); the "
+                "authors' search knows false and true"
+            )
         if self.min_new_tokens > self.max_new_tokens:
             raise ValueError(
                 f"min_new_tokens ({self.min_new_tokens}) is above max_new_tokens "

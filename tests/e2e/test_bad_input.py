@@ -267,6 +267,20 @@ CASES: list[tuple[str, tuple[str, ...], list[Setup], str]] = [
     ("--out without bundle", ("export", "--results-dir", "res", "--out", "x.json"), [with_results()], "--out is for --format bundle"),  # noqa: E501
     ("bundle of short predictions", ("export", "--results-dir", "res", "--format", "bundle", "--out", "b.json.gz"), [with_results(short_predictions)], "has 1 lines but the cell scored 3"),  # noqa: E501
     ("malformed predictions JSONL", ("compare", "res", "res"), [with_results(malformed_predictions)], "malformed"),  # noqa: E501
+    # --- predict ------------------------------------------------------------------------------
+    ("predict without --cell or --model", ("predict", "--inputs", "in.txt"), [text_file("in.txt", "a\n")], "pass either --cell ID"),  # noqa: E501
+    ("predict with --cell and --model", ("predict", "--cell", "x", "--model", "mini", "--inputs", "in.txt"), [text_file("in.txt", "a\n")], "pass either --cell ID"),  # noqa: E501
+    ("predict an unknown cell", ("predict", "--cell", "0123456789abcdef", "--inputs", "in.txt", "--results-dir", "res"), [with_results(), text_file("in.txt", "a\n")], "no cell '0123456789abcdef' in res"),  # noqa: E501
+    ("predict an empty inputs file", ("predict", "--model", "mini", "--inputs", "in.txt"), [text_file("in.txt", "")], "in.txt is empty"),  # noqa: E501
+    ("predict an empty input line", ("predict", "--model", "mini", "--inputs", "in.txt"), [text_file("in.txt", "a\n\nb\n")], "line 2: empty"),  # noqa: E501
+    ("predict inputs not UTF-8", ("predict", "--model", "mini", "--inputs", "in.txt"), [text_file("in.txt", b"\xff\xfe a\n")], "not UTF-8 text"),  # noqa: E501
+    ("predict inputs a folder", ("predict", "--model", "mini", "--inputs", "in.txt"), [folder_at("in.txt")], "not a regular file"),  # noqa: E501
+    ("predict a line past the window", ("predict", "--model", "mini", "--inputs", "in.txt"), [text_file("in.txt", "the pub " * 2000 + "\n")], "shorten it"),  # noqa: E501
+    ("predict --set an unknown key", ("predict", "--model", "mini", "--inputs", "in.txt", "--set", "decode.beams=3"), [text_file("in.txt", "a\n")], "decode has no 'beams'"),  # noqa: E501
+    ("predict --set outside decode", ("predict", "--model", "mini", "--inputs", "in.txt", "--set", "train.lr=1"), [text_file("in.txt", "a\n")], "write decode.KEY=VALUE"),  # noqa: E501
+    ("predict --set nan", ("predict", "--model", "mini", "--inputs", "in.txt", "--set", "decode.length_penalty=.nan"), [text_file("in.txt", "a\n")], "not a finite number"),  # noqa: E501
+    ("predict authors with never", ("predict", "--model", "mini", "--inputs", "in.txt", "--set", "decode.rule=authors", "--set", "decode.early_stopping=never"), [text_file("in.txt", "a\n")], "early_stopping: never is a setting"),  # noqa: E501
+    ("predict an unknown rule", ("predict", "--model", "mini", "--inputs", "in.txt", "--set", "decode.rule=fairseq"), [text_file("in.txt", "a\n")], "decode.rule: Input should be 'hf' or 'authors'"),  # noqa: E501
     # --- bundles ------------------------------------------------------------------------------
     ("bundle missing", ("compare", "nowhere.json.gz", "res"), [with_results()], "nowhere.json.gz does not exist"),  # noqa: E501
     ("bundle not gzip", ("compare", "b.json.gz", "res"), [with_results(), bundle(b"plain text")], "is not a bundle"),  # noqa: E501
@@ -399,6 +413,6 @@ def test_there_are_at_least_100_cases_over_every_subcommand():
     assert len(CASES) >= 100 and len({name for name, *_ in CASES}) == len(CASES)
     commands = {args[0] for _, args, _, _ in CASES}
     assert commands >= {
-        "run", "report", "export", "compare", "list", "params", "data", "score", "perf"
+        "run", "report", "export", "compare", "list", "params", "data", "score", "perf", "predict"
     }  # fmt: skip
     assert os.path.basename(__file__) == "test_bad_input.py"

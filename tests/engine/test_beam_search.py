@@ -1,9 +1,12 @@
-"""The on-device beam search returns exactly the hypotheses of the Python beam search it
-replaced (`beam_oracle.py`, kept verbatim), for every method, BART and the hybrids included,
-and for hundreds of random settings of a synthetic scorer.
+"""The on-device beam search (`rule: authors`) returns exactly the hypotheses of the authors'
+search as transcribed from their code (`tests/authors_search.py`: Python lists, one prompt's
+hypotheses at a time), run on the same batch, for every method, BART and the hybrids included,
+and for hundreds of random settings of a synthetic scorer. `test_decode_rules.py` checks both
+rules against their references on plain models; this checks the search over every method's
+cache.
 
 Each method is briefly trained on mini-e2e and decoded on a left-padded batch of prompts of
-different lengths, the oracle with the cache as it was (reordered, then appended to by
+different lengths, the reference with the cache as it was (reordered, then appended to by
 `torch.cat`: no `ReorderOnAppend`). A mini-tiny model trained for seconds either ends at once
 or never, so its scorer is wrapped (`EndingSooner`) to make prompts end at many different
 steps: rows leave the batch while the others go on, through each method's real cache.
@@ -24,16 +27,23 @@ from bench.engine.training import train
 from bench.spec.registry import TASKS
 from bench.spec.settings import DecodeConfig, TrainConfig
 from bench.spec.task import TRAIN, training_pairs
-from tests.beam_oracle import oracle_beam_search
+from tests.authors_search import authors_beam_search
 from tests.builders import build, build_on_mini, tiny_bart
 
 CPU = torch.device("cpu")
 CONFIGS = [
-    DecodeConfig(num_beams=5, max_new_tokens=40, min_new_tokens=3),
-    DecodeConfig(num_beams=1, max_new_tokens=30, min_new_tokens=2),
-    DecodeConfig(num_beams=3, max_new_tokens=9, min_new_tokens=4, length_penalty=2.0),
-    DecodeConfig(num_beams=4, max_new_tokens=24, min_new_tokens=5, length_penalty=0.0),
-    DecodeConfig(num_beams=2, max_new_tokens=1),
+    DecodeConfig(rule="authors", num_beams=5, max_new_tokens=40, min_new_tokens=3),
+    DecodeConfig(rule="authors", num_beams=1, max_new_tokens=30, min_new_tokens=2),
+    DecodeConfig(rule="authors", num_beams=3, max_new_tokens=9, min_new_tokens=4, length_penalty=2),
+    DecodeConfig(
+        rule="authors",
+        num_beams=4,
+        max_new_tokens=24,
+        min_new_tokens=5,
+        length_penalty=0.0,
+        early_stopping=True,
+    ),
+    DecodeConfig(rule="authors", num_beams=2, max_new_tokens=1),
 ]
 METHOD_SETTINGS = {
     "finetune": {},
@@ -98,32 +108,32 @@ class EndingSooner:
 
 
 def assert_same_hypotheses(model: AdaptedLM, tokenizer, sources: list[str], left: bool = True):
-    """Ours equals the oracle in every configuration; returns the hypotheses' lengths."""
+    """Ours equals the reference in every configuration; returns the hypotheses' lengths."""
     rows = [encode_source(tokenizer, s, 512) for s in sources]
     ids, mask = pad(rows, tokenizer.eos_token_id, left)
+    counted = None if left else torch.ones(len(rows), dtype=torch.long)  # BART: start token
     eos = tokenizer.eos_token_id
     lengths = set()
     for config in CONFIGS:
         for banned in ((), newline_tokens(tokenizer)[:3]):
-            ours = beam_search(
-                EndingSooner(model.scorer(), eos, 0.2), ids, mask, eos, config, banned
-            )
+            scorer = EndingSooner(model.scorer(), eos, 0.2)
+            ours = [h.tokens for h in beam_search(scorer, ids, mask, eos, config, banned, counted)]
             scorer = EndingSooner(model.scorer(), eos, 0.2)
             with mock.patch("bench.engine.adapted._reorder_on_append", lambda cache: None):
-                theirs = oracle_beam_search(scorer, ids, mask, eos, config, banned)
+                theirs = authors_beam_search(scorer, ids, mask, eos, config, banned, counted)
             assert ours == theirs, (config, banned)
             lengths |= {len(h) for h in ours}
     return lengths
 
 
 @pytest.mark.parametrize("method", sorted(METHOD_SETTINGS))
-def test_every_method_decodes_exactly_as_before(world, method):
+def test_every_method_decodes_as_the_authors_search(world, method):
     model = trained(method, world, **METHOD_SETTINGS[method])
     lengths = assert_same_hypotheses(model, world[1], world[2])
     assert len(lengths) > 4  # prompts stopped at many different steps
 
 
-def test_hybrids_decode_exactly_as_before(world):
+def test_hybrids_decode_as_the_authors_search(world):
     _, tokenizer, sources = world
     prefix = trained("prefix", world, **METHOD_SETTINGS["prefix"])
     finetune = trained("finetune", world)
@@ -136,7 +146,7 @@ def test_hybrids_decode_exactly_as_before(world):
 
 
 @pytest.mark.parametrize("method", ["finetune", "prefix"])
-def test_bart_decodes_exactly_as_before(world, method):
+def test_bart_decodes_as_the_authors_search(world, method):
     _, tokenizer, sources = world
     settings = {"length": 3, "mlp_hidden": 16} if method == "prefix" else {}
     torch.manual_seed(1)
@@ -178,7 +188,7 @@ class MarkovScorer:
         self.last, self.steps = self.last[rows], self.steps[rows]
 
 
-def test_random_settings_decode_exactly_as_before():
+def test_random_settings_decode_as_the_authors_search():
     rng = torch.Generator().manual_seed(0)
 
     def draw(high: int) -> int:
@@ -188,6 +198,8 @@ def test_random_settings_decode_exactly_as_before():
     for seed in range(300):
         steps = 1 + draw(14)
         config = DecodeConfig(
+            rule="authors",
+            early_stopping=bool(draw(2)),
             num_beams=1 + draw(6),
             max_new_tokens=steps,
             min_new_tokens=draw(steps + 1),
@@ -197,7 +209,7 @@ def test_random_settings_decode_exactly_as_before():
         ids = torch.randint(MarkovScorer.VOCAB, (1 + draw(7), 3), generator=rng)
         mask = torch.ones_like(ids)
         eos = MarkovScorer.EOS
-        ours = beam_search(MarkovScorer(seed), ids, mask, eos, config, banned)
-        assert ours == oracle_beam_search(MarkovScorer(seed), ids, mask, eos, config, banned)
+        ours = [h.tokens for h in beam_search(MarkovScorer(seed), ids, mask, eos, config, banned)]
+        assert ours == authors_beam_search(MarkovScorer(seed), ids, mask, eos, config, banned)
         stopped_early += any(len(h) < steps for h in ours)
     assert stopped_early > 100

@@ -80,8 +80,8 @@ class Favourite:
 def test_banned_tokens_are_never_emitted_and_newlines_are_found():
     ids, mask = torch.ones((1, 2), dtype=torch.long), torch.ones((1, 2), dtype=torch.long)
     config = DecodeConfig(num_beams=2, max_new_tokens=6)
-    assert beam_search(Favourite(), ids, mask, 0, config) == [[5, 5, 5]]
-    assert beam_search(Favourite(), ids, mask, 0, config, banned=[5]) == [[7, 7, 7]]
+    assert beam_search(Favourite(), ids, mask, 0, config)[0].tokens == [5, 5, 5]
+    assert beam_search(Favourite(), ids, mask, 0, config, banned=[5])[0].tokens == [7, 7, 7]
     tokenizer = load_model("mini-tiny", seed=0).tokenizer
     banned = newline_tokens(tokenizer)
     assert banned and all("\n" in tokenizer.decode([i]) for i in banned)
