@@ -314,6 +314,30 @@ def compare(
         sys.exit(1)
 
 
+@app.command("compare-methods")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--metric", "metrics", multiple=True, help="only these metrics (repeatable)")
+@click.option("--grid", help="only this grid's cells")
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of tables")
+def compare_methods(
+    source: Path, metrics: tuple[str, ...], grid: str | None, as_json: bool
+) -> None:
+    """Each pair of methods in SOURCE (a results dir or a bundle) on the cells they share: the
+    difference per task, split and metric with its 95% interval (over seeds and test inputs where
+    several seeds pair up) and a verdict: better, same or worse. Reads only."""
+    from bench.reports import terminal
+    from bench.results.bundle import load_source
+    from bench.results.compare import compare_methods as compare_all
+
+    reports = compare_all(load_source(source, grid), metrics)
+    if as_json:
+        click.echo(json.dumps([report.to_json() for report in reports], indent=1))
+        return
+    out = Console()
+    for report in reports:
+        terminal.comparison(report, out, gate=False)
+
+
 def _compare(
     baseline: ResultsSource,
     candidate: ResultsSource,

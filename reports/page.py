@@ -120,12 +120,15 @@ def render_page(
     tables: list[Table],
     plots: list[Plot],
     out_dir: Path,
+    methods: str = "",
 ) -> str:
+    """The self-contained index.html; `methods`: the method comparisons' HTML section."""
     done = sum(r["status"] == "done" for r in runs)
     esc = html.escape
     toc = " · ".join(
         [f'<a href="#{t.name}">{esc(t.title.split(":")[0])}</a>' for t in tables]
-        + ['<a href="#figures">figures</a>', '<a href="#provenance">provenance</a>']
+        + ['<a href="#methods">methods compared</a>', '<a href="#figures">figures</a>']
+        + ['<a href="#provenance">provenance</a>']
     )
     parts = [
         "<!DOCTYPE html>",
@@ -144,6 +147,7 @@ def render_page(
             f'<a href="{table.name}.tex">{table.name}.tex</a></p>',
             f'<div class="scroll">{to_html(table)}</div>',
         ]
+    parts += ['<h2 id="methods">Methods compared</h2>', methods]
     parts.append('<h2 id="figures">Figures</h2>')
     parts += [_image(out_dir, plot) for plot in plots] or ["<p>No figures for this grid.</p>"]
     parts += [

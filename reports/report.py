@@ -100,6 +100,9 @@ def _code() -> str:
 def _render(store: Store, grid: str, staging: Path, intervals: bool) -> None:
     from bench.reports.frame import missing_metrics, results_frame
     from bench.reports.layouts import tables as build_tables
+    from bench.reports.methods import method_comparisons
+    from bench.reports.methods import to_html as methods_html
+    from bench.reports.methods import to_markdown as methods_markdown
     from bench.reports.page import render_page
     from bench.reports.plots import draw_all
     from bench.reports.table import to_latex, to_markdown
@@ -116,8 +119,12 @@ def _render(store: Store, grid: str, staging: Path, intervals: bool) -> None:
     )
     done = sum(r["status"] == "done" for r in runs)
     failed = [r for r in runs if r["status"] != "done"]
-    (staging / "report.md").write_text(_markdown(grid, done, len(runs), tables, plots, failed))
-    page = render_page(grid, store.grid_spec(grid) or "", runs, tables, plots, staging)
+    compared, why_none = method_comparisons(store, grid)
+    markdown = _markdown(grid, done, len(runs), tables, plots, failed)
+    markdown += "\n## Methods compared\n\n" + methods_markdown(compared, why_none)
+    (staging / "report.md").write_text(markdown)
+    page = render_page(grid, store.grid_spec(grid) or "", runs, tables, plots, staging,
+                       methods_html(compared, why_none))  # fmt: skip
     (staging / "index.html").write_text(page)
 
 

@@ -159,8 +159,9 @@ _SEEDS_CAPTION = (
 )
 
 
-def comparison(report: ComparisonReport, console: Console) -> None:
-    """One table per task, then what was not compared, then a one-line verdict. A row over
+def comparison(report: ComparisonReport, console: Console, gate: bool = True) -> None:
+    """One table per task, then what was not compared, then a one-line verdict (with `gate`, a
+    regression check's; without, a method comparison's: better, same or worse). A row over
     several seeds says so in its caption: its numbers are means, its interval covers the seeds."""
     from bench.results.compare import summary  # not imported by `score`
 
@@ -200,7 +201,14 @@ def comparison(report: ComparisonReport, console: Console) -> None:
             f"[yellow]not compared[/] {escape(f'{item.task} / {item.cell}{where}: {item.reason}')}",
             highlight=False,
         )
-    console.print(summary(report), highlight=False)
+    if report.hardware_differs:
+        for side, name in (("baseline", report.baseline), ("candidate", report.candidate)):
+            prints = "; ".join(report.hardware[side])
+            console.print(
+                f"[yellow]hardware differs[/] {escape(f'{side} {name}: {prints}')}",
+                highlight=False,
+            )
+    console.print(summary(report, gate), highlight=False)
 
 
 def _number(value: float | None) -> str:

@@ -475,8 +475,25 @@ def collect_provenance() -> dict[str, Any]:
             "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "cpu_model": _cpu_model(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "torch_build": torch.__version__,
+            "cuda_build": torch.version.cuda,
         },
     }
+
+
+def _cpu_model() -> str | None:
+    """The CPU's model name (Linux `/proc/cpuinfo`, else what `platform` knows): kernels, and so
+    float sums, differ between CPUs."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
 
 
 def _git_sha() -> str | None:

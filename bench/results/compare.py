@@ -19,6 +19,7 @@ unchanged results give a delta and interval of exactly 0.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -73,6 +74,11 @@ class ComparisonReport:
     tolerance: float
     rows: list[MetricComparison] = field(default_factory=list)
     not_compared: list[NotCompared] = field(default_factory=list)
+    hardware: dict[str, list[str]] = field(default_factory=dict)  # side -> its fingerprints
+
+    @property
+    def hardware_differs(self) -> bool:
+        return len({tuple(prints) for prints in self.hardware.values()}) > 1
 
     @property
     def regressions(self) -> list[MetricComparison]:
@@ -87,6 +93,8 @@ class ComparisonReport:
             "regressions": len(self.regressions),
             "rows": [asdict(row) for row in self.rows],
             "not_compared": [asdict(item) for item in self.not_compared],
+            "hardware": self.hardware,
+            "hardware_differs": self.hardware_differs,
         }
 
 
@@ -110,6 +118,10 @@ def compare_sources(
             "model, n_train, sample and seed"
         )
     report = ComparisonReport(baseline.name, candidate.name, tolerance)
+    report.hardware = {
+        "baseline": _fingerprints([base[key] for key in shared]),
+        "candidate": _fingerprints([cand[key] for key in shared]),
+    }
     for key in base:
         if key not in cand:
             report.not_compared.append(_missing(base[key], f"only in {baseline.name}"))
@@ -130,6 +142,52 @@ def compare_sources(
     for (key, split), pairs in experiments.items():
         _compare_split(report, pairs, split, suites[key.task], metrics)
     return report
+
+
+def fingerprint(provenance: dict[str, Any]) -> str:
+    """What a cell's numbers depend on beyond its config, in one line: the CPU and torch's CPU
+    kernels, the GPU, threads, torch and CUDA builds ("unknown" or "?" where a cell stored before
+    they were recorded lacks one). Two sides that differ here may differ in outputs with the
+    same code."""
+    hardware = provenance.get("hardware") or {}
+    torch_build = hardware.get("torch_build") or (provenance.get("versions") or {}).get("torch")
+    cuda = f", CUDA {hardware['cuda_build']}" if hardware.get("cuda_build") else ""
+    return (
+        f"{hardware.get('cpu_model') or 'unknown CPU'} ({hardware.get('cpu_capability') or '?'}), "
+        f"{hardware.get('gpu') or 'no GPU'}, {hardware.get('torch_threads', '?')} threads, "
+        f"torch {torch_build or '?'}{cuda}"
+    )
+
+
+def _fingerprints(cells: list[CellResults]) -> list[str]:
+    return sorted({fingerprint(cell.provenance) for cell in cells})
+
+
+def compare_methods(source: ResultsSource, metrics: Sequence[str] = ()) -> list[ComparisonReport]:
+    """The benchmark's own question: each pair of the source's methods (by label, in the
+    source's order, the later one the candidate), on the cells they share (task, model, training
+    size, sample and seed), with `compare_sources`' statistics: a paired bootstrap over test
+    inputs for one seed, over seeds and inputs where several pair up. No tolerance: a verdict
+    here says better, same or worse, never regression."""
+    methods: dict[str, list[CellResults]] = {}
+    for cell in source.cells:
+        anonymous = replace(cell, config={**cell.config, "method": "", "settings": {}})
+        methods.setdefault(cell.config["label"], []).append(anonymous)
+    reports = []
+    for first, second in itertools.combinations(methods, 2):
+        try:
+            baseline = ResultsSource(first, methods[first])
+            report = compare_sources(baseline, ResultsSource(second, methods[second]), metrics)
+        except UserError:  # no cell in common (other tasks or training sizes): not a pair
+            continue
+        report.rows = [replace(row, regression=False) for row in report.rows]
+        reports.append(report)
+    if not reports:
+        raise UserError(
+            f"{source.name}: no two methods share a cell (the same task, model, training size, "
+            "sample and seed); run them on the same tasks and seeds"
+        )
+    return reports
 
 
 def _by_key(source: ResultsSource) -> dict[CellKey, CellResults]:
@@ -275,8 +333,14 @@ def _stored(cells: list[CellResults], split: str, metric: str, factor: float) ->
 
 
 # --- rendering ------------------------------------------------------------------------------
-def summary(report: ComparisonReport) -> str:
+def summary(report: ComparisonReport, gate: bool = True) -> str:
     counts = {v: sum(r.verdict == v for r in report.rows) for v in ("better", "same", "worse")}
+    if not gate:
+        return (
+            f"{report.candidate} vs {report.baseline}: {len(report.rows)} metrics, "
+            f"{counts['better']} better, {counts['same']} same, {counts['worse']} worse; "
+            f"{len(report.not_compared)} not compared"
+        )
     regressions = len(report.regressions)
     verdict = (
         f"[bold red]{regressions} regression{'s' * (regressions != 1)}[/]"

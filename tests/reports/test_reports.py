@@ -416,3 +416,23 @@ def test_a_rerun_of_a_finished_grid_imports_no_engine_and_keeps_its_report(refer
     write_report(store, "tiny", copy / "reports" / "tiny", intervals=True)
     assert index.stat().st_mtime_ns != again
     store.close()
+
+
+def test_the_report_says_which_method_differences_the_data_supports(reference):
+    _, results = reference
+    text = (results / "reports" / "tiny" / "report.md").read_text()
+    section = text.split("## Methods compared", 1)[1]
+    rows = [line for line in section.splitlines() if line.startswith("| mini-")]
+    # 2 tasks: mini-e2e test, mini-webnlg test_seen and test_unseen; bleu and rouge_l each
+    assert len(rows) == 6 and all("prefix(length=4, mlp_hidden=32) vs finetune" in r for r in rows)
+    assert all(r.rstrip(" |").rsplit("| ", 1)[1] in {"better", "same", "worse"} for r in rows)
+    assert "test_unseen [OOD]" in section
+    page = (results / "reports" / "tiny" / "index.html").read_text()
+    assert '<h2 id="methods">Methods compared</h2>' in page and "vs finetune" in page
+
+
+def test_without_stored_predictions_the_report_says_why_no_method_is_compared(store, tmp_path):
+    out = tmp_path / "report"
+    write_report(store, "g", out)
+    section = (out / "report.md").read_text().split("## Methods compared", 1)[1]
+    assert section.strip().startswith("No methods compared: ") and "|" not in section

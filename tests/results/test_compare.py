@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.errors import UserError
 from bench.results.bundle import (
     FORMAT,
     CellResults,
@@ -29,7 +30,7 @@ from bench.results.bundle import (
     cell_entry,
     load_source,
 )
-from bench.results.compare import compare_sources
+from bench.results.compare import compare_methods, compare_sources, fingerprint
 from tests.conftest import TINY_GRID
 from tests.runs import ROOT, bench
 
@@ -385,3 +386,63 @@ def test_with_one_seed_in_common_the_verdict_stays_per_seed():
         assert (row.delta, row.low, row.high) == (c.delta * factor, c.low * factor, c.high * factor)
         assert row.verdict == c.verdict == "worse"
         assert row.seed_deltas == [row.delta]
+
+
+def test_different_hardware_is_said_and_the_same_is_not(tiny, tiny_bundle, tmp_path):
+    _, report = compare_json(str(tiny_bundle), str(tiny))
+    assert not report["hardware_differs"]
+    assert report["hardware"]["baseline"] == report["hardware"]["candidate"]
+    (print_,) = report["hardware"]["baseline"]
+    assert "threads, torch" in print_ and "unknown" not in print_ and "?" not in print_
+    bundle = json.loads(gzip.decompress(tiny_bundle.read_bytes()))
+    for cell in bundle["cells"]:
+        cell["provenance"]["hardware"].update(cpu_model="Other CPU", torch_threads=7)
+    other = tmp_path / "other.json.gz"
+    other.write_bytes(gzip.compress(json.dumps(bundle).encode()))
+    _, report = compare_json(str(other), str(tiny))
+    assert report["hardware_differs"] and "Other CPU" in report["hardware"]["baseline"][0]
+    shown = bench("compare", str(other), str(tiny))
+    lines = [line for line in shown.stdout.splitlines() if line.startswith("hardware differs")]
+    assert len(lines) == 2 and "Other CPU" in lines[0] and "7 threads" in lines[0], shown.stdout
+
+
+def test_cells_stored_before_fingerprints_show_what_they_recorded():
+    old = {"hardware": {"gpu": None, "torch_threads": 2}, "versions": {"torch": "2.13.0+cpu"}}
+    assert fingerprint(old) == "unknown CPU (?), no GPU, 2 threads, torch 2.13.0+cpu"
+    assert fingerprint({}) == "unknown CPU (?), no GPU, ? threads, torch ?"
+
+
+def _relabelled(source: ResultsSource, label: str, method: str) -> list[CellResults]:
+    return [
+        dataclasses.replace(cell, id=f"{label}{cell.id}",
+                            config={**cell.config, "label": label, "method": method})
+        for cell in source.cells
+    ]  # fmt: skip
+
+
+def test_methods_are_compared_pairwise_with_a_verdict_over_seeds(tmp_path):
+    strong = _relabelled(_source("s", {s: k + 0.1 for s, k in BASE_KEEPS.items()}, "s"), "strong",
+                         "finetune")  # fmt: skip
+    weak = _relabelled(_source("w", BASE_KEEPS, "w"), "weak", "prefix")
+    twin = _relabelled(_source("w", BASE_KEEPS, "w"), "twin", "adapter")  # weak's outputs
+    reports = compare_methods(ResultsSource("grid", [*strong, *weak, *twin]))
+    pairs = {(r.baseline, r.candidate): r for r in reports}
+    assert set(pairs) == {("strong", "weak"), ("strong", "twin"), ("weak", "twin")}
+    for row in pairs["strong", "weak"].rows:
+        assert row.verdict == "worse" and not row.regression and row.seeds == [0, 1, 2]
+    assert {row.verdict for row in pairs["weak", "twin"].rows} == {"same"}
+    assert all(row.delta == 0 for row in pairs["weak", "twin"].rows)
+    bundle = _bundle(ResultsSource("grid", [*strong, *weak]), tmp_path / "g.json.gz")
+    shown = bench("compare-methods", str(bundle))
+    assert shown.returncode == 0, shown.stderr
+    text = " ".join(shown.stdout.split())
+    assert "weak vs strong: 2 metrics, 0 better, 0 same, 2 worse" in text
+    assert "regression" not in text
+
+
+def test_methods_without_a_shared_cell_are_refused():
+    alone = _relabelled(_source("a", {0: 0.8}, "a"), "alone", "finetune")
+    other = [dataclasses.replace(c, config={**c.config, "seed": 9}) for c in
+             _relabelled(_source("b", {0: 0.8}, "b"), "other", "prefix")]  # fmt: skip
+    with pytest.raises(UserError, match="no two methods share a cell"):
+        compare_methods(ResultsSource("grid", [*alone, *other]))
