@@ -16,6 +16,7 @@ import pandas as pd
 from bench.metrics.suites import suite_metric
 from bench.results.store import Store
 from bench.spec.registry import TASKS
+from bench.spec.task import split_tag
 
 COLUMNS = [
     "grid",
@@ -44,7 +45,8 @@ COLUMNS = [
 
 def results_frame(store: Store, grid: str | None = None) -> pd.DataFrame:
     frame = pd.DataFrame([dict(r) for r in store.results(grid)], columns=COLUMNS)
-    frame["ood"] = frame["ood"].astype(bool)
+    frame["tag"] = frame["ood"].map(split_tag)  # ID, OOD or all
+    frame["ood"] = frame["tag"] == "OOD"
     frame["settings"] = frame["settings"].map(json.loads)
     suites = {task: TASKS.get(task)().suite if task in TASKS else "" for task in set(frame["task"])}
     entries = [

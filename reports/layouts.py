@@ -172,12 +172,12 @@ def extrapolation(frame: pd.DataFrame, intervals: bool) -> Table | None:
     """Every task with both ID and OOD splits: its ID and OOD scores side by side."""
     columns: list[tuple[Column, Key]] = []
     for task, part in frame.groupby("task", sort=False):
-        if not (part["ood"].any() and (~part["ood"]).any()):
+        if not ((part["tag"] == "ID").any() and (part["tag"] == "OOD").any()):
             continue
         splits = part.drop_duplicates("split")
-        ordered = pd.concat([splits[~splits["ood"]], splits[splits["ood"]]])
-        for split, ood in zip(ordered["split"], ordered["ood"], strict=True):
-            tag = f"{'OOD' if ood else 'ID'}: {split}"
+        ordered = pd.concat([splits[splits["tag"] == "ID"], splits[splits["tag"] == "OOD"]])
+        for split, kind in zip(ordered["split"], ordered["tag"], strict=True):
+            tag = f"{kind}: {split}"
             for metric in dict.fromkeys(part.loc[part["split"] == split, "metric"]):
                 key = (task, split, metric)
                 columns.append(
@@ -261,11 +261,11 @@ def prefix_length(frame: pd.DataFrame, intervals: bool) -> Table | None:
 
 
 def matrix(frame: pd.DataFrame, intervals: bool) -> Table | None:
-    """Every task x split x metric, tagged ID or OOD, with parameter counts."""
+    """Every task x split x metric, tagged ID, OOD or all (both mixed), with parameter counts."""
     keys = list(dict.fromkeys(_by_task_split_metric(frame)))
     if not keys:
         return None
-    ood = dict(zip(_by_task_split_metric(frame), frame["ood"], strict=True))
+    tags = dict(zip(_by_task_split_metric(frame), frame["tag"], strict=True))
     columns = [
         (
             _column(
@@ -273,7 +273,7 @@ def matrix(frame: pd.DataFrame, intervals: bool) -> Table | None:
                 key,
                 (
                     task_name(key[0]),
-                    f"{key[1]} [{'OOD' if ood[key] else 'ID'}]",
+                    f"{key[1]} [{tags[key]}]",
                     metric_name(key[2]),
                 ),
             ),

@@ -37,7 +37,7 @@ def rows(reports: list[ComparisonReport]) -> list[tuple[str, ...]]:
         for row in report.rows:
             out.append((
                 row.task,
-                row.split + (" [OOD]" if row.ood else ""),
+                row.split + ("" if row.tag == "ID" else f" [{row.tag}]"),
                 row.metric,
                 f"{report.candidate} vs {report.baseline}",
                 ",".join(map(str, row.seeds)),

@@ -50,7 +50,7 @@ def _band(group: pd.DataFrame) -> tuple[float, float, float]:
 
 
 def _first_id_split(part: pd.DataFrame) -> str:
-    ids = part.loc[~part["ood"], "split"]
+    ids = part.loc[part["tag"] == "ID", "split"]
     return ids.iloc[0] if len(ids) else part["split"].iloc[0]
 
 
@@ -121,7 +121,7 @@ def id_vs_ood(frame: pd.DataFrame, out_dir: Path) -> bool:
     panels = [
         (task, part)
         for task, part in frame.groupby("task", sort=False)
-        if part["ood"].any() and (~part["ood"]).any()
+        if (part["tag"] == "ID").any() and (part["tag"] == "OOD").any()
     ]
     if not panels:
         return False
@@ -129,7 +129,7 @@ def id_vs_ood(frame: pd.DataFrame, out_dir: Path) -> bool:
     for ax, (task, part) in zip(axes, panels, strict=True):
         metric = headline_metrics(part, task)[0]
         part = part[part["metric"] == metric]
-        id_split = part.loc[~part["ood"], "split"].iloc[0]
+        id_split = part.loc[part["tag"] == "ID", "split"].iloc[0]
         ood_split = part.loc[part["ood"], "split"].iloc[0]
         for row, runs in part.groupby("row", sort=False):
             x = _band(runs[runs["split"] == id_split])

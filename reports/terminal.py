@@ -17,6 +17,7 @@ from rich.text import Text
 from bench.metrics import Metric
 from bench.metrics.suites import SUITES
 from bench.spec.registry import TASKS
+from bench.spec.task import split_tag
 
 if TYPE_CHECKING:  # the store and comparisons are not imported by `score`
     from bench.results.compare import ComparisonReport
@@ -28,6 +29,7 @@ EXPORT_KEYS = (
     "task",
     "split",
     "ood",
+    "tag",
     "method",
     "settings",
     "model",
@@ -102,10 +104,13 @@ def column_groups(first: int, widths: list[int], total: int) -> list[list[int]]:
 
 def export_rows(store: Store, grid: str | None, format_: str, stream: IO[str]) -> None:
     """The results matrix, one row per (cell, split, metric), as JSON or CSV."""
-    rows = [{key: row[key] for key in EXPORT_KEYS} for row in store.results(grid)]
+    rows = [
+        {key: row[key] for key in EXPORT_KEYS if key != "tag"} for row in store.results(grid)
+    ]
     for row in rows:
         row["settings"] = json.loads(row["settings"])
-        row["ood"] = bool(row["ood"])
+        row["tag"] = split_tag(row["ood"])
+        row["ood"] = row["tag"] == "OOD"
     if format_ == "json":
         json.dump(rows, stream, indent=1)
         stream.write("\n")
@@ -185,7 +190,7 @@ def comparison(report: ComparisonReport, console: Console, gate: bool = True) ->
                 verdict = "[bold red]worse: regression[/]"
             table.add_row(
                 row.cell,
-                row.split + (" [OOD]" if row.ood else ""),
+                row.split + ("" if row.tag == "ID" else f" [{row.tag}]"),
                 row.metric,
                 _number(row.baseline),
                 _number(row.candidate),

@@ -57,7 +57,7 @@ class MiniWebNLG(Task):
     eval_splits = (
         EvalSplit("test_seen", ood=False),
         EvalSplit("test_unseen", ood=True),
-        EvalSplit("test", ood=False),
+        EvalSplit("test", ood=False, mixed=True),
     )
     sizes: ClassVar[dict[str, int]] = {TRAIN: 720, DEV: 120, "test_seen": 150, "test_unseen": 150}
 

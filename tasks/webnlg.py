@@ -120,7 +120,7 @@ class WebNLG(Task):
     eval_splits = (
         EvalSplit("test_seen", ood=False),
         EvalSplit("test_unseen", ood=True),
-        EvalSplit("test", ood=False),
+        EvalSplit("test", ood=False, mixed=True),
     )
     suite = "webnlg"
     hub_id: ClassVar[str] = "web_nlg"

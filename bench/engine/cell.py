@@ -300,9 +300,18 @@ def score_outputs(
     for split, examples in data.eval.items():
         hypotheses = [outputs[ex.source] for ex in examples]
         values = score_suite(data.task.suite, hypotheses, [ex.references for ex in examples])
-        ood = data.task.split(split).ood
+        tagged = data.task.split(split)
         scores += [
-            Score(split, ood, name, score.value, len(examples), score.low, score.high)
+            Score(
+                split,
+                tagged.ood,
+                name,
+                score.value,
+                len(examples),
+                score.low,
+                score.high,
+                tagged.mixed,
+            )
             for name, score in values.items()
             if score.value is not None
         ]

@@ -27,6 +27,12 @@ class Score:
     n: int
     low: float | None = None
     high: float | None = None
+    mixed: bool = False  # the split mixes ID and OOD inputs (`EvalSplit.mixed`)
+
+    @property
+    def code(self) -> int:
+        """As stored: 0 ID, 1 OOD, 2 all (`bench.spec.task.SPLIT_TAGS`)."""
+        return 2 if self.mixed else int(self.ood)
 
 
 @dataclass(frozen=True)

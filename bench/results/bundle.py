@@ -12,7 +12,8 @@ Bundle layout (`format`: `bench-bundle/1`)::
      "cells": [{"id", "config" (the resolved cell config), "grids": [names],
                 "provenance" (package versions, git sha, hardware of the run),
                 "params": {"trained", "stored", "total", "stored_bytes"},
-                "scores": [{"split", "ood", "metric", "value", "n", "low", "high"}],
+                "scores": [{"split", "ood" (0: ID, 1: OOD, 2: all), "metric", "value", "n",
+                            "low", "high"}],
                 "predictions": {split: [{"source", "prediction", "references"}]}}]}
 
 Only finished cells are bundled. Scores stay on the official scorer's scale, as in the store.
@@ -31,6 +32,7 @@ from typing import Any
 
 from bench.errors import UserError
 from bench.results.store import Store, cell_dir, predictions_file
+from bench.spec.task import split_tag
 
 FORMAT = "bench-bundle/1"
 
@@ -75,10 +77,14 @@ class SplitOutputs:
 @dataclass(frozen=True)
 class StoredScore:
     value: float  # official scale
-    ood: bool
+    ood: int  # the split's code: 0 ID, 1 OOD, 2 all (older bundles: false, true)
     n: int
     low: float | None
     high: float | None
+
+    @property
+    def tag(self) -> str:
+        return split_tag(self.ood)
 
 
 @dataclass(frozen=True)
@@ -154,7 +160,7 @@ def _read_results_dir(results_dir: Path, grid: str | None) -> list[CellResults]:
             if row["grid"] not in grids[row["cell"]]:
                 grids[row["cell"]].append(row["grid"])
             scores.setdefault(row["cell"], {}).setdefault(row["split"], {})[row["metric"]] = (
-                StoredScore(row["value"], bool(row["ood"]), row["n"], row["low"], row["high"])
+                StoredScore(row["value"], int(row["ood"]), row["n"], row["low"], row["high"])
             )
             params[row["cell"]] = {
                 "trained": row["trained_params"],
@@ -259,7 +265,7 @@ def _bundle_scores(rows: list[dict[str, Any]]) -> dict[str, dict[str, StoredScor
     scores: dict[str, dict[str, StoredScore]] = {}
     for row in rows:
         scores.setdefault(row["split"], {})[row["metric"]] = StoredScore(
-            row["value"], row["ood"], row["n"], row["low"], row["high"]
+            row["value"], int(row["ood"]), row["n"], row["low"], row["high"]
         )
     return scores
 

@@ -55,6 +55,7 @@ class MetricComparison:
     regression: bool  # worse by more than the tolerance
     seeds: list[int]  # the seeds compared, the same on both sides
     seed_deltas: list[float]  # each seed's delta, in the order of `seeds`
+    tag: str = "ID"  # ID, OOD or all (a split mixing both)
 
 
 @dataclass(frozen=True)
@@ -250,7 +251,7 @@ def _compare_split(
     else:
         comparisons = _seed_comparisons(suite, pairs, split)
         label = cand.describe(seeds)
-    ood = next(iter(cand.scores[split].values())).ood
+    tag = next(iter(cand.scores[split].values())).tag
     for metric in list(metrics) or SUITES.get(suite).names():
         if metric not in comparisons:
             report.not_compared.append(
@@ -263,7 +264,7 @@ def _compare_split(
                 task=task,
                 cell=label,
                 split=split,
-                ood=ood,
+                ood=tag == "OOD",
                 metric=metric,
                 baseline=_stored([b for b, _ in pairs], split, metric, factor),
                 candidate=_stored([a for _, a in pairs], split, metric, factor),
@@ -275,6 +276,7 @@ def _compare_split(
                 regression=c.verdict == "worse" and abs(c.delta * factor) > report.tolerance,
                 seeds=seeds,
                 seed_deltas=[d * factor for d in seed_deltas],
+                tag=tag,
             )
         )
 

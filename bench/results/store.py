@@ -39,10 +39,20 @@ from bench.results.paths import check_path_text, check_reachable, inside
 
 # 2: scores carry 95% intervals (low, high); 3: runs carry their claim; 4: files carry digests,
 # and only a claimed run has a heartbeat (a done run's claim is released when it commits)
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
+# 5: WebNLG's `test` (seen and unseen categories together) was stored as ID; it is neither.
+MIXED_SPLITS = (
+    "UPDATE scores SET ood = 2 WHERE split = 'test' AND ood = 0"
+    " AND cell IN (SELECT cell FROM runs WHERE task IN ('webnlg', 'mini-webnlg'))"
+)
 UPGRADES = {  # version -> statements that bring a store of it to SCHEMA_VERSION (`files`: SCHEMA)
-    2: ("ALTER TABLE runs ADD COLUMN owner TEXT", "ALTER TABLE runs ADD COLUMN heartbeat REAL"),
-    3: ("UPDATE runs SET heartbeat = NULL WHERE status != 'running'",),
+    2: (
+        "ALTER TABLE runs ADD COLUMN owner TEXT",
+        "ALTER TABLE runs ADD COLUMN heartbeat REAL",
+        MIXED_SPLITS,
+    ),
+    3: ("UPDATE runs SET heartbeat = NULL WHERE status != 'running'", MIXED_SPLITS),
+    4: (MIXED_SPLITS,),
 }
 # The provenance key of the metrics a finished cell has no score for (split -> metric -> why):
 # kept in the run's provenance JSON, not a table of its own, so stores of every version read alike.
@@ -86,7 +96,7 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS scores (
     cell TEXT NOT NULL REFERENCES runs(cell),
     split TEXT NOT NULL,
-    ood INTEGER NOT NULL,
+    ood INTEGER NOT NULL,          -- 0: ID, 1: OOD, 2: all (ID and OOD inputs mixed)
     metric TEXT NOT NULL,
     value REAL NOT NULL,           -- on the official scorer's scale
     n INTEGER NOT NULL,            -- inputs scored
@@ -300,7 +310,7 @@ class Store:
             db.executemany(
                 "INSERT INTO scores VALUES (?,?,?,?,?,?,?,?)",
                 [
-                    (cell, s.split, int(s.ood), s.metric, s.value, s.n, s.low, s.high)
+                    (cell, s.split, s.code, s.metric, s.value, s.n, s.low, s.high)
                     for s in scores
                 ],
             )

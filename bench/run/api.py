@@ -120,10 +120,11 @@ def run_grid(
 def load_results(results_dir: str | Path = "results", grid: str | None = None) -> pd.DataFrame:
     """The finished cells' scores, one row per (cell, split, metric), read-only.
 
-    Columns: grid, cell, task, split, ood (bool), method, label, settings (dict), model,
-    checkpoint, seed, n_train, metric, value / low / high (on the paper's scale, e.g. E2E BLEU
-    x 100; `low`-`high` is the 95% bootstrap interval), n (inputs scored), trained_params,
-    stored_params, total_params, stored_bytes, higher_is_better, row (the report's row label).
+    Columns: grid, cell, task, split, ood (bool), tag (ID, OOD or all: a split mixing both),
+    method, label, settings (dict), model, checkpoint, seed, n_train, metric, value / low / high
+    (on the paper's scale, e.g. E2E BLEU x 100; `low`-`high` is the 95% bootstrap interval), n
+    (inputs scored), trained_params, stored_params, total_params, stored_bytes,
+    higher_is_better, row (the report's row label).
     """
     from bench.reports.frame import results_frame
     from bench.results.store import Store

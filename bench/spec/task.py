@@ -21,12 +21,22 @@ class Example:
     references: tuple[str, ...]
 
 
+SPLIT_TAGS = ("ID", "OOD", "all")  # stored as their index (the store's `ood` column)
+
+
+def split_tag(code: int | bool) -> str:
+    """A stored split code (0, 1, 2; older stores and bundles: false, true) as its tag."""
+    return SPLIT_TAGS[int(code)]
+
+
 @dataclass(frozen=True)
 class EvalSplit:
-    """An evaluation split; `ood` tags it out-of-distribution relative to the training data."""
+    """An evaluation split; `ood` tags it out-of-distribution relative to the training data,
+    `mixed` as neither: its inputs mix seen and unseen ones (WebNLG's `test`, all categories)."""
 
     name: str
     ood: bool
+    mixed: bool = False
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ def test_unseen_split_has_only_unseen_domains_and_test_is_seen_plus_unseen():
         assert {part.split(" : ")[1] for part in ex.source.split(" | ")} <= seen_relations
     assert task.load("test") == task.load("test_seen") + task.load("test_unseen")
     assert [s.name for s in task.eval_splits if s.ood] == ["test_unseen"]
+    assert [s.name for s in task.eval_splits if s.mixed] == ["test"]  # seen + unseen: "all"
 
 
 def test_pretraining_corpus_covers_all_domains_with_other_entities():

@@ -63,11 +63,14 @@ def _cell(
 
 
 def _webnlg(bleu: tuple[float, float, float], ter: tuple[float, float, float]) -> list[Score]:
-    splits = [("test_seen", False), ("test_unseen", True), ("test", False)]
+    splits = [("test_seen", False, False), ("test_unseen", True, False), ("test", False, True)]
     return [
         s
-        for (split, ood), b, t in zip(splits, bleu, ter, strict=True)
-        for s in (Score(split, ood, "bleu", b, 10), Score(split, ood, "ter", t, 10))
+        for (split, ood, mixed), b, t in zip(splits, bleu, ter, strict=True)
+        for s in (
+            Score(split, ood, "bleu", b, 10, mixed=mixed),
+            Score(split, ood, "ter", t, 10, mixed=mixed),
+        )
     ]
 
 
@@ -210,9 +213,10 @@ def test_lowdata_prefix_length_and_extrapolation_layouts(store):
     assert table3.flat_headers()[1:4] == [
         "WebNLG ID: test_seen BLEU",
         "WebNLG ID: test_seen TER",
-        "WebNLG ID: test BLEU",
+        "WebNLG OOD: test_unseen BLEU",
     ]
     assert "WebNLG OOD: test_unseen TER" in table3.flat_headers()
+    assert not any(": test " in f"{h} " for h in table3.flat_headers())  # `all` is neither
     # WebNLG's unseen categories are the paper's extrapolation setting too (Table 1, U).
     paper = [r for r in table3.rows if r.source]
     assert paper[0].label == "FINE-TUNE"
@@ -225,6 +229,7 @@ def test_matrix_tags_splits_and_counts_stored_parameters(store):
     table = matrix(frame, intervals=False)
     headers = table.flat_headers()
     assert "WebNLG test_unseen [OOD] TER" in headers and "E2E test [ID] BLEU" in headers
+    assert "WebNLG test [all] BLEU" in headers  # seen and unseen categories together
     assert headers[-1] == "stored params"
     prefix = next(i for i, r in enumerate(table.rows) if r.label == "prefix")
     assert table.cell_text(prefix, len(headers) - 1) == "25,750,016"

@@ -244,6 +244,10 @@ def test_the_default_grid_does_not_regress_against_the_committed_baseline(tmp_pa
     assert run.returncode == 0, run.stderr[-5000:]
     assert "4 run, 0 already done, 0 failed" in run.stderr
     assert "16 metrics compared" in run.stderr and "; 0 not compared" in run.stderr
+    tags = {(c.config["task"], split): score.tag for c in load_source(tmp_path / "r").cells
+            for split, scores in c.scores.items() for score in scores.values()}  # fmt: skip
+    assert tags[("mini-webnlg", "test")] == "all" and tags[("mini-webnlg", "test_unseen")] == "OOD"
+    assert tags[("mini-webnlg", "test_seen")] == tags[("mini-e2e", "test")] == "ID"
 
 
 # --- several seeds: synthetic cells, no training ------------------------------------------------

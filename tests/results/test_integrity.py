@@ -114,7 +114,7 @@ def test_a_version_3_store_is_upgraded_and_its_cells_checked_for_their_files(tmp
     ]
     readonly.close()
     store = Store(tmp_path / "bench.sqlite")
-    assert store.version == SCHEMA_VERSION == 4
+    assert store.version == SCHEMA_VERSION == 5
     assert store.run("c1")["heartbeat"] is None and not store.held("c1")
     (tmp_path / "cells" / "c1" / "predictions").mkdir(parents=True)
     (tmp_path / "cells" / "c1" / "cell.json").write_text("{}")

@@ -109,3 +109,27 @@ def test_claims_take_each_cell_once_per_runner(tmp_path):
     assert store.claim("c1", CONFIG, here, since=later, force=False)  # failed before it started
     store.fail_cell("c1", "failed", "boom", {})
     assert not store.claim("c1", CONFIG, "other-host:7", since=0.0, force=False)  # failed since
+
+
+def test_a_version_4_store_tags_webnlg_test_as_all_when_upgraded(tmp_path):
+    db = sqlite3.connect(tmp_path / "bench.sqlite")
+    db.executescript(SCHEMA + ";PRAGMA user_version=4;")
+    for cell, task in (("w", "mini-webnlg"), ("e", "mini-e2e")):
+        db.execute(
+            "INSERT INTO runs (cell, config, task, method, label, settings, model, checkpoint,"
+            f" seed, status) VALUES ('{cell}', '{{}}', '{task}', 'm', 'm', '{{}}', 'mini', 'm@a',"
+            " 0, 'done')"
+        )
+    rows = [("w", "test", 0), ("w", "test_seen", 0), ("w", "test_unseen", 1), ("e", "test", 0)]
+    for cell, split, code in rows:
+        db.execute(
+            "INSERT INTO scores VALUES (?, ?, ?, 'bleu', 1, 1, NULL, NULL)", (cell, split, code)
+        )
+    db.commit()
+    db.close()
+    Store(tmp_path / "bench.sqlite").close()
+    db = sqlite3.connect(tmp_path / "bench.sqlite")
+    upgraded = db.execute("SELECT cell, split, ood FROM scores ORDER BY rowid").fetchall()
+    assert upgraded == [("w", "test", 2), ("w", "test_seen", 0), ("w", "test_unseen", 1),
+                        ("e", "test", 0)]  # fmt: skip
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5

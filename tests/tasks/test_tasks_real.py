@@ -95,6 +95,7 @@ def test_webnlg_seen_unseen_membership(data):
     train_categories = {e["category"] for e in task._entries("train", data)}
     assert train_categories <= SEEN  # unseen categories never appear in training
     assert task.split("test_unseen").ood and not task.split("test_seen").ood
+    assert task.split("test").mixed and not task.split("test_seen").mixed
 
 
 def test_dart_test_order_matches_the_official_reference_files(data):
