@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 from safetensors.torch import save as serialize
+from transformers import PreTrainedTokenizerBase
 
 from bench.data.files import file_sha256
 from bench.engine.adapted import AdaptedLM, BuildContext, build_method, count
@@ -148,7 +149,7 @@ def build(cell: Cell, dependencies: dict[str, Path]) -> BuiltModel:
     method = METHODS.get(cell.method)
     total = count(list(loaded.model.parameters()))
     reused = {
-        role: load_stored_model(folder).to(run_device) for role, folder in dependencies.items()
+        role: load_stored_model(folder)[0].to(run_device) for role, folder in dependencies.items()
     }
     model = build_method(
         method,
@@ -404,9 +405,11 @@ def training_notes(cell: Cell, result: TrainResult) -> list[str]:
     return notes
 
 
-def load_stored_model(folder: Path, reused: dict[str, AdaptedLM] | None = None) -> AdaptedLM:
-    """A finished cell's model from its folder: its method on a fresh base, with its stored
-    weights; a hybrid's with the models of the cells it `reused`, by role."""
+def load_stored_model(
+    folder: Path, reused: dict[str, AdaptedLM] | None = None
+) -> tuple[AdaptedLM, PreTrainedTokenizerBase]:
+    """A finished cell's model from its folder (its method on a fresh base, with its stored
+    weights; a hybrid's with the models of the cells it `reused`, by role) and its tokenizer."""
     cell = Cell.model_validate_json((folder / "cell.json").read_text())
     loaded = load_model(cell.model, cell.seed)
     method = METHODS.get(cell.method)
@@ -418,7 +421,7 @@ def load_stored_model(folder: Path, reused: dict[str, AdaptedLM] | None = None) 
     )
     model.load_stored(load_file(folder / STORED))
     model.eval()
-    return model
+    return model, loaded.tokenizer
 
 
 def fit_to_positions(cell: Cell, config: Any, prefix_length: int) -> TrainConfig:

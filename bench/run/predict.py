@@ -21,7 +21,7 @@ from bench.engine.encoding import encode_source
 from bench.engine.generation import Hypothesis, decode, text
 from bench.engine.loading import load_model
 from bench.engine.precision import resolve_precision
-from bench.errors import UserError
+from bench.errors import UserError, did_you_mean
 from bench.results.store import Store, cell_dir, cell_problems
 from bench.spec.grid import first_error
 from bench.spec.registry import METHODS
@@ -87,10 +87,9 @@ def predict_with_cell(
     store = Store.open_existing(results_dir)
     try:
         cell = _finished_cell(store, results_dir, cell_id)
-        model = _stored_model(store, results_dir, cell)
+        model, tokenizer = _stored_model(store, results_dir, cell)
     finally:
         store.close()
-    tokenizer = load_model(cell.model, cell.seed).tokenizer
     config = with_overrides(cell.decode, sets)
     window = fit_to_positions(
         cell.model_copy(update={"decode": config}), model.base.config, model.prefix_length
@@ -154,10 +153,9 @@ def _finished_cell(store: Store, results_dir: Path, cell_id: str) -> Cell:
     """The cell's config, once its row says done and its files are the ones stored with it."""
     run = store.run(cell_id)
     if run is None:
-        near = [r["cell"] for r in store.runs() if r["cell"].startswith(cell_id[:4])]
-        hint = f" (did you mean {near[0]}?)" if near else ""
+        hint = did_you_mean(cell_id, [r["cell"] for r in store.runs()])
         raise UserError(
-            f"no cell {cell_id!r} in {results_dir}{hint}; `bench export --format csv` lists "
+            f"no cell {cell_id!r} in {results_dir}; {hint}`bench export --format csv` lists "
             "the cell ids"
         )
     if run["status"] != "done":
@@ -178,10 +176,12 @@ def _finished_cell(store: Store, results_dir: Path, cell_id: str) -> Cell:
     return cell
 
 
-def _stored_model(store: Store, results_dir: Path, cell: Cell) -> AdaptedLM:
-    """The cell's trained method; a hybrid's with the stored cells it reuses."""
+def _stored_model(
+    store: Store, results_dir: Path, cell: Cell
+) -> tuple[AdaptedLM, PreTrainedTokenizerBase]:
+    """The cell's trained method and tokenizer; a hybrid's with the stored cells it reuses."""
     reused = {
-        role: _stored_model(store, results_dir, _finished_cell(store, results_dir, dependency))
+        role: _stored_model(store, results_dir, _finished_cell(store, results_dir, dependency))[0]
         for role, dependency in cell.depends.items()
     }
     return load_stored_model(cell_dir(results_dir, cell.id), reused)
