@@ -1,3 +1,4 @@
 from bench.cli import main
 
-main()
+if __name__ == "__main__":  # not in a spawned worker, which imports this module under another name
+    main()

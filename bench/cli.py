@@ -126,13 +126,19 @@ def _quiet_libraries() -> None:
 )
 @click.option(
     "--executor",
-    type=click.Choice(["local", "ray"]),
-    default="local",
+    type=click.Choice(["auto", "local", "process", "ray"]),
+    default="auto",
     show_default=True,
-    help="local: one cell after another in this process; ray: cells as Ray tasks, many at once",
+    help="process: cells side by side in worker processes, --cpus-per-cell threads each; "
+    "local: one after another in this process on all cores; ray: as Ray tasks; auto: process "
+    "without a GPU, local with one",
 )
 @click.option("--ray-address", help="ray: join this cluster (auto, or HOST:PORT); default: local")
-@click.option("--cpus-per-cell", type=FiniteFloat(min=0.01), help="ray: CPUs per cell [1]")
+@click.option(
+    "--cpus-per-cell",
+    type=FiniteFloat(min=0.01),
+    help="process, ray: CPUs (torch threads) per cell [1]; process rounds down to a whole number",
+)
 @click.option(
     "--gpus-per-cell",
     type=FiniteFloat(min=0),
@@ -174,9 +180,7 @@ def run(
 
     _quiet_libraries()
     baseline = load_source(check) if check is not None else None  # bad input fails first
-    ray = None
-    if executor == "ray":
-        ray = RayOptions(ray_address, cpus_per_cell, gpus_per_cell, max_retries)
+    ray = RayOptions(ray_address, cpus_per_cell, gpus_per_cell, max_retries)
     try:
         outcome = run_grid(
             grid,
@@ -187,6 +191,8 @@ def run(
             plugins=plugins,
             console=console,
             checkpoint_minutes=checkpoint_minutes,
+            executor=executor,
+            cpus_per_cell=max(1, int(cpus_per_cell or 1)),
             ray=ray,
         )
     except KeyboardInterrupt:
@@ -196,6 +202,7 @@ def run(
     summary = outcome.summary
     store = Store.open_existing(results_dir)
     terminal.results_summary(store, outcome.spec.name, console)
+    terminal.claims_summary(store, outcome.spec.name, console)
     store.close()
     console.print(
         f"{len(summary.done)} run, {len(summary.skipped)} already done, "
@@ -694,6 +701,47 @@ def perf_executors(grid: str, out: Path | None) -> None:
     load_grid(grid)
     console.print(f"benchmarking grid {grid}: local on all cores, on 1 thread, Ray", markup=False)
     _perf_print(json.dumps(executor_benchmark(grid), indent=2), "", out)
+
+
+@perf.command("contention", short_help="A cell beside a busy process, against a quiet machine")
+@click.option("--grid", default="mini", show_default=True, help="preset name or YAML path")
+@_perf_out
+def perf_contention(grid: str, out: Path | None) -> None:
+    """One cell of the grid on a quiet machine and beside one busy process, with the default
+    executor (one thread per cell) and the local one on all cores: the slowdown of each."""
+    from bench.perf.contention import contention_benchmark
+
+    console.print(f"timing one cell of {grid}: quiet and beside a busy process", markup=False)
+    _perf_print(json.dumps(contention_benchmark(grid), indent=2), "", out)
+
+
+@perf.command("gate", short_help="The regression gate's false alarms and power, simulated")
+@click.option(
+    "--pool", "pools", multiple=True, required=True, type=click.Path(path_type=Path),
+    help="a results directory of the grid run with 10+ seeds (repeatable: e.g. 1 and 2 threads)",
+)  # fmt: skip
+@click.option("--method", default="prefix", show_default=True, help="the method to weaken")
+@click.option(
+    "--weak", type=click.Path(path_type=Path),
+    help="a results directory of the same grid with the method weakened (e.g. max_steps / 10)",
+)  # fmt: skip
+@click.option("--draws", type=click.IntRange(min=10, max=100_000), default=400, show_default=True)
+@_perf_json
+@_perf_out
+def perf_gate(
+    pools: tuple[Path, ...],
+    method: str,
+    weak: Path | None,
+    draws: int,
+    as_json: bool,
+    out: Path | None,
+) -> None:
+    """The gate's false-alarm rate on unchanged code and its power against injected regressions,
+    from simulated `--check` runs of 3 and 5 seeds drawn from the pools."""
+    from bench.perf.gate import gate_benchmark, gate_lines
+
+    result = gate_benchmark(pools, method, weak, draws=draws)
+    _perf_print(json.dumps(result, indent=2), "" if as_json else gate_lines(result), out)
 
 
 @perf.command("device", short_help="Every method against plain transformers + PEFT")

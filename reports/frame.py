@@ -69,18 +69,26 @@ class Summary:
     mean: float
     std: float | None  # None for a single run
     runs: int
+    half: float | None  # the half-width of the mean's 95% interval over runs (Student t)
     low: float | None  # the 95% bootstrap interval; over several runs, the span of theirs
     high: float | None
 
 
 def summarize(values: pd.DataFrame) -> Summary:
     """Aggregate the rows of one (row, task, split, metric) group."""
+    from scipy import stats
+
     scores = values["value"]
     lows, highs = values["low"].dropna(), values["high"].dropna()
+    std = float(scores.std(ddof=1)) if len(scores) > 1 else None
+    half = None
+    if std is not None:
+        half = float(stats.t.ppf(0.975, len(scores) - 1)) * std / len(scores) ** 0.5
     return Summary(
         mean=float(scores.mean()),
-        std=float(scores.std(ddof=1)) if len(scores) > 1 else None,
+        std=std,
         runs=len(scores),
+        half=half,
         low=float(lows.min()) if len(lows) else None,
         high=float(highs.max()) if len(highs) else None,
     )

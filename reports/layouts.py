@@ -15,7 +15,7 @@ from collections.abc import Callable, Hashable, Sequence
 
 import pandas as pd
 
-from bench.reports.frame import Missing, summarize, trained_share
+from bench.reports.frame import Missing, Summary, summarize, trained_share
 from bench.reports.paper import matching_rows
 from bench.reports.table import Column, Row, Table
 
@@ -92,7 +92,21 @@ def _build(
         for paper in matching_rows(keys, set(frame["model"])):
             values = [paper.scores.get(key) for key in keys]  # type: ignore[arg-type]
             rows.append(Row(paper.label, tuple(([None] if share else []) + values), paper.source))
+    notes = [*notes, runs_note(list(summaries.values()))]
     return Table(name, title, head + [c for c, _ in columns], rows, notes, intervals)
+
+
+def runs_note(summaries: list[Summary]) -> str:
+    """What an entry is: a mean over n runs (seeds, and low-data subsets) ± the half-width of
+    its 95% interval (Student t); a single run has no interval."""
+    counts = sorted({s.runs for s in summaries})
+    n = str(counts[0]) if len(counts) == 1 else f"{counts[0]} to {counts[-1]}"
+    if counts[-1] < 2:
+        return f"One run per entry (n = {n}): no interval over seeds; run several seeds."
+    return (
+        f"Mean over n = {n} runs (seeds, and sampled training sets in low data) ± the "
+        "half-width of its 95% interval (Student t over the runs)."
+    )
 
 
 def _by_task_split_metric(frame: pd.DataFrame) -> pd.Series:
@@ -131,7 +145,7 @@ def table1(frame: pd.DataFrame, intervals: bool) -> Table | None:
         return None
     notes = [
         "Table 1 of Li & Liang (2021): table-to-text. WebNLG S, U, A: seen, unseen and all "
-        "categories. TER: lower is better. Mean ± std over seeds."
+        "categories. TER: lower is better."
     ]
     return _build(
         "table1",
@@ -162,7 +176,7 @@ def table2(frame: pd.DataFrame, intervals: bool) -> Table | None:
         lambda f: f["row"],
         columns,
         _by_task_split_metric,
-        ["Table 2 of Li & Liang (2021). Mean ± std over seeds."],
+        ["Table 2 of Li & Liang (2021)."],
         intervals,
         references=True,
     )
@@ -224,7 +238,7 @@ def lowdata(frame: pd.DataFrame, intervals: bool) -> Table | None:
             list(zip(f["task"], f["split"], f["metric"], f["n_train"].astype(int), strict=True)),
             f.index,
         ),
-        ["As Figure 3 of Li & Liang (2021). Mean ± std over seeds and sampled training sets."],
+        ["As Figure 3 of Li & Liang (2021)."],
         intervals,
         share=False,
     )
@@ -255,7 +269,7 @@ def prefix_length(frame: pd.DataFrame, intervals: bool) -> Table | None:
         lambda f: f["method"] + " length " + f["_length"].astype(str),
         columns,
         _by_task_split_metric,
-        ["As Figure 4 of Li & Liang (2021). Mean ± std over seeds."],
+        ["As Figure 4 of Li & Liang (2021)."],
         intervals,
     )
 
@@ -288,7 +302,7 @@ def matrix(frame: pd.DataFrame, intervals: bool) -> Table | None:
         lambda f: f["row"],
         columns,
         _by_task_split_metric,
-        ["Every finished cell of the grid. Mean ± std over seeds."],
+        ["Every finished cell of the grid."],
         intervals,
     )
     if table is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 
 from bench.errors import UserError
+from bench.reports.table import text_html, text_markdown
 from bench.results.bundle import load_source
 from bench.results.compare import ComparisonReport, compare_methods
 from bench.results.store import Store
@@ -49,29 +50,19 @@ def rows(reports: list[ComparisonReport]) -> list[tuple[str, ...]]:
 
 
 NOTE = (
-    "Candidate (the later method) minus baseline, on the paper's scale; the interval is a paired "
-    "bootstrap over test inputs, over seeds and inputs where several seeds pair up; better or "
-    "worse only where it excludes 0."
+    "Candidate (the later method) minus baseline, on the paper's scale, means over the seeds; the "
+    "95% interval is a t-test over seeds with the test inputs resampled (a paired bootstrap over "
+    "inputs with one seed); better or worse only where it excludes 0."
 )
 
 
 def to_markdown(reports: list[ComparisonReport], why_none: str | None) -> str:
     if not reports:
         return f"No methods compared: {why_none}\n"
-    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows(reports)]
-    return "\n".join([*lines, "", NOTE, ""])
+    return "\n".join([*text_markdown(HEADER, rows(reports)), "", NOTE, ""])
 
 
 def to_html(reports: list[ComparisonReport], why_none: str | None) -> str:
     if not reports:
         return f"<p>No methods compared: {html.escape(why_none or '')}</p>"
-    head = "".join(f"<th>{h}</th>" for h in HEADER)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in r) + "</tr>"
-        for r in rows(reports)
-    )
-    return (
-        f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-        f'</div><p class="notes">{html.escape(NOTE)}</p>'
-    )
+    return f'{text_html(HEADER, rows(reports))}<p class="notes">{html.escape(NOTE)}</p>'

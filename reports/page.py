@@ -33,6 +33,8 @@ figcaption { font-size: 0.85rem; color: #444; }
 pre { background: #f6f6f6; padding: 0.8rem; overflow-x: auto; font-size: 0.8rem; }
 .warning { background: #fdd; border: 1px solid #c00; padding: 0.6rem; }
 .failed { color: #a00; }
+td.text { white-space: normal; text-align: left; min-width: 16rem; }
+td.supported { color: #060; } td.contradicted { color: #a00; } td.inconclusive { color: #666; }
 """
 
 CHECK_IMAGES = """
@@ -120,13 +122,16 @@ def render_page(
     tables: list[Table],
     plots: list[Plot],
     out_dir: Path,
-    methods: str = "",
+    sections: dict[str, str] | None = None,
 ) -> str:
-    """The self-contained index.html; `methods`: the method comparisons' HTML section."""
+    """The self-contained index.html; `sections`: the claims' and the method comparisons'
+    HTML ("claims", "methods")."""
+    sections = sections or {}
     done = sum(r["status"] == "done" for r in runs)
     esc = html.escape
     toc = " · ".join(
-        [f'<a href="#{t.name}">{esc(t.title.split(":")[0])}</a>' for t in tables]
+        ['<a href="#claims">claims</a>']
+        + [f'<a href="#{t.name}">{esc(t.title.split(":")[0])}</a>' for t in tables]
         + ['<a href="#methods">methods compared</a>', '<a href="#figures">figures</a>']
         + ['<a href="#provenance">provenance</a>']
     )
@@ -139,6 +144,8 @@ def render_page(
         f"<p>{done} of {len(runs)} cells finished. {toc}</p>",
         '<p>Also as <a href="report.md">Markdown</a> and <a href="tables.tex">LaTeX</a> '
         "(booktabs).</p>",
+        '<h2 id="claims">Claims</h2>',
+        sections.get("claims", ""),
     ]
     for table in tables:
         parts += [
@@ -147,7 +154,7 @@ def render_page(
             f'<a href="{table.name}.tex">{table.name}.tex</a></p>',
             f'<div class="scroll">{to_html(table)}</div>',
         ]
-    parts += ['<h2 id="methods">Methods compared</h2>', methods]
+    parts += ['<h2 id="methods">Methods compared</h2>', sections.get("methods", "")]
     parts.append('<h2 id="figures">Figures</h2>')
     parts += [_image(out_dir, plot) for plot in plots] or ["<p>No figures for this grid.</p>"]
     parts += [

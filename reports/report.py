@@ -27,11 +27,14 @@ if TYPE_CHECKING:
 SOURCE = ".source"  # in a report folder: the fingerprint of what it was rendered from
 
 
-def _markdown(grid: str, done: int, total: int, tables: list[Table], plots, failed) -> str:
+def _markdown(
+    grid: str, done: int, total: int, tables: list[Table], plots, failed, claims: str
+) -> str:
     from bench.reports.frame import failure_line
     from bench.reports.table import to_markdown
 
     lines = [f"# Results: grid `{grid}`", "", f"{done} of {total} cells finished.", ""]
+    lines += ["## Claims", "", claims]
     for table in tables:
         lines += [f"## {table.title}", "", to_markdown(table)]
     for plot in plots:
@@ -98,6 +101,9 @@ def _code() -> str:
 
 
 def _render(store: Store, grid: str, staging: Path, intervals: bool) -> None:
+    from bench.reports.claims import claim_results
+    from bench.reports.claims import to_html as claims_html
+    from bench.reports.claims import to_markdown as claims_markdown
     from bench.reports.frame import missing_metrics, results_frame
     from bench.reports.layouts import tables as build_tables
     from bench.reports.methods import method_comparisons
@@ -120,11 +126,14 @@ def _render(store: Store, grid: str, staging: Path, intervals: bool) -> None:
     done = sum(r["status"] == "done" for r in runs)
     failed = [r for r in runs if r["status"] != "done"]
     compared, why_none = method_comparisons(store, grid)
-    markdown = _markdown(grid, done, len(runs), tables, plots, failed)
+    claims, why_no_claims = claim_results(store, grid)
+    markdown = _markdown(grid, done, len(runs), tables, plots, failed,
+                         claims_markdown(claims, why_no_claims))  # fmt: skip
     markdown += "\n## Methods compared\n\n" + methods_markdown(compared, why_none)
     (staging / "report.md").write_text(markdown)
-    page = render_page(grid, store.grid_spec(grid) or "", runs, tables, plots, staging,
-                       methods_html(compared, why_none))  # fmt: skip
+    sections = {"claims": claims_html(claims, why_no_claims),
+                "methods": methods_html(compared, why_none)}  # fmt: skip
+    page = render_page(grid, store.grid_spec(grid) or "", runs, tables, plots, staging, sections)
     (staging / "index.html").write_text(page)
 
 

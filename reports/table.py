@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bench.reports.frame import Summary
@@ -56,7 +57,8 @@ class Table:
         return winners
 
     def cell_text(self, i: int, j: int) -> str:
-        """The entry as printed: the std and interval take the mean's number of decimals."""
+        """The entry as printed: the mean ± its 95% interval over runs, and the bootstrap
+        interval on demand, all with the mean's number of decimals."""
         value, column = self.rows[i].values[j], self.columns[j]
         if value is None:
             return "–"
@@ -65,8 +67,8 @@ class Table:
         text = _number(mean, places)
         if isinstance(value, float):
             return text
-        if value.std is not None:
-            text += f" ± {_number(value.std, places)}"
+        if value.half is not None:
+            text += f" ± {_number(value.half, places)}"
         if self.intervals and value.low is not None and value.high is not None:
             text += f" [{_number(value.low, places)}, {_number(value.high, places)}]"
         return text
@@ -229,3 +231,33 @@ def to_html(table: Table) -> str:
     if notes:
         parts.append('<p class="notes">' + "<br>".join(esc(n) for n in notes) + "</p>")
     return "\n".join(parts) + "\n"
+
+
+def text_markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """A table of text cells (method comparisons, claims) as Markdown lines."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+
+
+def text_html(
+    header: Sequence[str], rows: Sequence[Sequence[str]], classes: Sequence[str] = ()
+) -> str:
+    """A table of text cells as HTML, in a scrolling box; `classes`: each column's CSS class
+    (a column named "verdict" also takes its cell's text, for the verdict's colour)."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td class='{_css(classes, header, j, cell)}'>{html.escape(cell)}</td>"
+            for j, cell in enumerate(row)
+        )
+        + "</tr>"
+        for row in rows
+    )
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="scroll">{table}</div>'
+
+
+def _css(classes: Sequence[str], header: Sequence[str], j: int, cell: str) -> str:
+    names = [classes[j]] if j < len(classes) and classes[j] else []
+    return " ".join([*names, cell] if header[j] == "verdict" else names)

@@ -44,6 +44,27 @@ EXPORT_KEYS = (
 )
 
 
+def claims_summary(store: Store, grid: str, console: Console) -> None:
+    """The grid's claims, one line each with its verdict, after the counts; nothing when the
+    grid declares none."""
+    from bench.reports.claims import claim_results, counts
+
+    results, _ = claim_results(store, grid)
+    if not results:
+        return
+    console.print(counts(results), highlight=False)
+    style = {"supported": "green", "contradicted": "red", "inconclusive": "yellow"}
+    for result in results:
+        evidence = "; ".join(
+            [e.describe(result.claim.metric) for e in result.evidence] + result.notes
+        )
+        console.print(
+            f"  [{style[result.status]}]{result.status}[/] {escape(result.claim.claim)}: "
+            f"{escape(evidence)}",
+            highlight=False,
+        )
+
+
 def results_summary(store: Store, grid: str, console: Console) -> None:
     """The results matrix, one terminal table per task (a single wide matrix does not fit),
     then one line per metric some cells have no score for, with why (a blank never goes
@@ -53,10 +74,12 @@ def results_summary(store: Store, grid: str, console: Console) -> None:
     from bench.reports.layouts import matrix, missing_note, task_name
 
     frame = results_frame(store, grid)
+    notes = []
     for task, part in frame.groupby("task", sort=False):
         table = matrix(part, intervals=False)
         if table is None:
             continue
+        notes.append(table.notes[-1])  # what an entry is: mean over n runs ± its interval
         prefix = task_name(task) + " "
         headers = [h.removeprefix(prefix) for h in table.flat_headers()]
         texts = [
@@ -83,6 +106,8 @@ def results_summary(store: Store, grid: str, console: Console) -> None:
             for label, row in zip(labels, rows, strict=True):
                 out.add_row(Text(label), *(row[j] for j in columns))
             console.print(out)
+    for note in dict.fromkeys(notes):
+        console.print(note, markup=False, highlight=False)
     for missing in missing_metrics(store, grid):
         line = missing_note(missing)
         console.print(line, style="yellow", markup=False, highlight=False, soft_wrap=True)
@@ -159,8 +184,8 @@ def _pool_table(pools: list[tuple[str, str, dict[str, Any]]]) -> Table:
 
 _VERDICT_STYLE = {"better": "green", "same": "dim", "worse": "yellow"}
 _SEEDS_CAPTION = (
-    "rows over seeds: means over the seeds, each paired with the same seed; 95% CI of a "
-    "bootstrap over seeds and test inputs"
+    "rows over seeds: means over each side's seeds (seed against seed where both ran the same); "
+    "95% CI of a t-test over seeds with the test inputs resampled"
 )
 
 

@@ -4,13 +4,12 @@ A resample draws n inputs with replacement; its score is the metric's corpus sco
 (`Metric.from_totals` of their summed statistics). The 95% interval is the 2.5th-97.5th
 percentile of 1,000 seeded resamples. The paired bootstrap scores two systems on the same
 resamples of the same inputs (Koehn 2004), which is what a regression gate compares.
-With several training seeds, `seed_bootstrap` adds the seed as a second level of resampling, so
-the interval covers training noise as well as the choice of test inputs.
+With several training seeds, `bench.metrics.significance` adds the seeds' spread to this input
+noise.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,35 +78,6 @@ def paired_bootstrap(
     indices = resample_indices(len(stats_a), n_resamples, seed)
     deltas = resampled_scores(metric, stats_a, indices) - resampled_scores(metric, stats_b, indices)
     return _comparison(metric, metric.aggregate(stats_a) - metric.aggregate(stats_b), deltas)
-
-
-def seed_bootstrap(
-    metric: Metric,
-    pairs: Sequence[tuple[np.ndarray, np.ndarray]],
-    n_resamples: int = N_RESAMPLES,
-    seed: int = SEED,
-) -> Comparison:
-    """System A minus system B over several training seeds: `pairs` holds, per seed, A's and B's
-    statistics on the same inputs. The delta is the mean over seeds of the per-seed difference.
-
-    One seed's difference mixes the change under test with training noise, which differs from
-    seed to seed; so each resample draws the seeds with replacement, then, within each drawn seed,
-    the inputs with replacement (both systems on the same inputs), and averages the drawn seeds'
-    differences. With one pair this is a paired bootstrap with other random draws.
-    """
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(pairs), size=(n_resamples, len(pairs)))
-    deltas = np.empty(draws.shape)
-    for i, (stats_a, stats_b) in enumerate(pairs):
-        if stats_a.shape[0] != stats_b.shape[0]:
-            raise ValueError(f"seed {i}: {stats_a.shape[0]} inputs for A, {stats_b.shape[0]} for B")
-        drawn = draws == i
-        indices = rng.integers(0, len(stats_a), size=(int(drawn.sum()), len(stats_a)))
-        deltas[drawn] = resampled_scores(metric, stats_a, indices) - resampled_scores(
-            metric, stats_b, indices
-        )
-    delta = float(np.mean([metric.aggregate(a) - metric.aggregate(b) for a, b in pairs]))
-    return _comparison(metric, delta, deltas.mean(axis=1))
 
 
 def _comparison(metric: Metric, delta: float, deltas: np.ndarray) -> Comparison:

@@ -64,8 +64,11 @@ class Suite:
     def names(self) -> list[str]:
         return [m.name for m in self.metrics]
 
-    def stats(self, hypotheses: Sequence[str], references: References) -> dict[str, Stats]:
-        """Per-input statistics of every metric, or why it is unavailable.
+    def stats(
+        self, hypotheses: Sequence[str], references: References, only: Sequence[str] = ()
+    ) -> dict[str, Stats]:
+        """Per-input statistics of every metric (or of those named in `only`), or why it is
+        unavailable.
 
         Views run in threads, and so does each metric that runs JVMs (`Metric.runs_java`); the
         others run one after another in one more thread. So the JVMs and the Python metrics
@@ -73,14 +76,16 @@ class Suite:
         critical path) share the GIL with one busy thread, not with every other metric.
         """
         _check(hypotheses, references)
-        java = [m for m in self.metrics if m.metric.runs_java]
-        python = [m for m in self.metrics if not m.metric.runs_java]
-        with ThreadPoolExecutor(max_workers=len(self.views) + len(java) + 1) as pool:
-            views = {name: pool.submit(f, hypotheses, references) for name, f in self.views.items()}
+        wanted = [m for m in self.metrics if not only or m.name in only]
+        java = [m for m in wanted if m.metric.runs_java]
+        python = [m for m in wanted if not m.metric.runs_java]
+        needed = {m.view: self.views[m.view] for m in wanted}
+        with ThreadPoolExecutor(max_workers=len(needed) + len(java) + 1) as pool:
+            views = {name: pool.submit(f, hypotheses, references) for name, f in needed.items()}
             jobs = {m.name: pool.submit(_metric_stats, m.metric, views[m.view]) for m in java}
             in_turn = pool.submit(_metrics_in_turn, python, views)
             done = in_turn.result() | {name: job.result() for name, job in jobs.items()}
-        return {m.name: done[m.name] for m in self.metrics}
+        return {m.name: done[m.name] for m in wanted}
 
 
 SUITES: Registry[Suite] = Registry("metric suite", Suite, classes=False)

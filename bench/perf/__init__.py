@@ -2,7 +2,10 @@
 
 One module per job:
 - `grid`: `perf grid`, a grid's cold, warm and rerun wall time as `bench run` commands;
-- `executors`: `perf executors`, the local executor on all cores and on one thread against Ray;
+- `executors`: `perf executors`, the local executor on all cores and on one thread against
+  worker processes and Ray;
+- `contention`: `perf contention`, one cell quiet and beside a busy process, per executor;
+- `gate`: `perf gate`, the regression gate's false alarms and power, simulated from seed pools;
 - `overhead`: `perf overhead`, the harness's training loop against a plain PyTorch loop that
   must train the same weights bit for bit;
 - `metrics`: `perf metrics`, the E2E metric suite and `bench score` as a user runs it;

@@ -1,20 +1,17 @@
-"""The regression gate: compare a candidate's results with a baseline's, cell by cell.
+"""The regression gate: compare a candidate's results with a baseline's, experiment by experiment.
 
 Cells are matched by their experiment coordinates (`bench.results.bundle.CellKey`: task, method,
-settings, model, training size and sample, seed), not by cell id, so a change to training or
-decoding settings, the mini LM or a task's data still meets its baseline. Per matched cell, split
-and metric, a paired bootstrap over the test inputs (`bench.metrics.suites.compare_suite`, from
-the stored predictions) gives the delta (candidate minus baseline), its 95% interval and a
-verdict in the metric's own direction (TER: lower is better). A **regression** is a "worse"
-verdict whose delta exceeds the tolerance; both are on the paper's scale of the metric (E2E BLEU
-x 100), like the reports. Cells or splits that cannot be paired are listed, never dropped.
-
-One seed's delta mixes the change under test with training noise. So where two or more seeds of
-an experiment (its coordinates but the seed) pair up on a split, that split gets one verdict per
-metric instead of one per seed: the mean of the per-seed deltas, with the interval of a bootstrap
-over seeds and test inputs together (`bench.metrics.bootstrap.seed_bootstrap`). Seed s of the
-candidate pairs with seed s of the baseline, like a single-seed cell: the same experiment, so
-unchanged results give a delta and interval of exactly 0.
+settings, model, training size and sample), not by cell id, so a change to training or decoding
+settings, the mini LM or a task's data still meets its baseline; the seeds of an experiment on
+each side are its samples. Per matched experiment, split and metric,
+`bench.metrics.significance.seed_test` gives the delta (candidate mean minus baseline mean), its
+95% interval and a verdict in the metric's own direction (TER: lower is better), from the seeds'
+scores and a bootstrap over the test inputs of their stored predictions; seeds pair up when both
+sides ran the same ones. A **regression** is a row whose one-sided test of "worse by more than
+the tolerance" is rejected after Holm's correction across every row compared, at a family-wise
+2.5%: with a dozen rows, uncorrected tests would cry wolf on most runs. Deltas and tolerance are
+on the paper's scale of the metric (E2E BLEU x 100), like the reports. Cells or splits that
+cannot be compared are listed, never dropped.
 """
 
 from __future__ import annotations
@@ -28,33 +25,39 @@ from typing import Any
 import numpy as np
 
 from bench.errors import UserError
-from bench.metrics.bootstrap import Comparison, seed_bootstrap
+from bench.metrics.significance import ALPHA, INPUTS_ONLY, holm, seed_test
 from bench.results.bundle import CellKey, CellResults, ResultsSource
 
-Pair = tuple[CellResults, CellResults]  # one seed's cell in the baseline, and in the candidate
 ALL_SEEDS = -1  # the seed of an experiment's key: its cells of every seed
+StatsCache = dict[tuple[str, str, str, tuple[str, ...]], dict[str, Any]]
 
 
 @dataclass(frozen=True)
 class MetricComparison:
-    """One (cell, split, metric), or one (experiment, split, metric) over several seeds: scores
-    and delta on the paper's scale. Over seeds, scores and delta are means over the seeds."""
+    """One (experiment, split, metric) over the seeds of each side: scores and delta on the
+    paper's scale, means over the seeds."""
 
     task: str
-    cell: str  # the cell's label, size and seed (or seeds)
+    cell: str  # the experiment's label, size and the candidate's seed (or seeds)
     split: str
     ood: bool
     metric: str
-    baseline: float | None  # the stored score (None: not stored, e.g. computed now only)
+    baseline: float | None  # the stored score's mean (None: not stored, e.g. computed now only)
     candidate: float | None
     delta: float
     low: float
     high: float
-    p_value: float
+    p_value: float  # two-sided, of delta != 0
     verdict: str  # better | same | worse, from the candidate's side
-    regression: bool  # worse by more than the tolerance
-    seeds: list[int]  # the seeds compared, the same on both sides
-    seed_deltas: list[float]  # each seed's delta, in the order of `seeds`
+    regression: bool  # worse beyond the tolerance, after Holm's correction across the rows
+    seeds: list[int]  # the candidate's seeds
+    baseline_seeds: list[int]
+    seed_scores: list[float]  # the candidate's score per seed (order of `seeds`), paper scale
+    baseline_seed_scores: list[float]
+    p_worse: float  # one-sided, of "worse by more than the tolerance", before correction
+    p_adjusted: float  # p_worse after Holm's correction across the report's rows
+    noise: str  # what the interval covers: seeds and inputs, or inputs only (one seed a side)
+    paired: bool  # seed s against seed s (both sides ran the same seeds)
     tag: str = "ID"  # ID, OOD or all (a split mixing both)
 
 
@@ -104,45 +107,58 @@ def compare_sources(
     candidate: ResultsSource,
     metrics: Sequence[str] = (),
     tolerance: float = 0.0,
+    stats: StatsCache | None = None,
 ) -> ComparisonReport:
-    """Pair the two sources' cells and compare every shared split and metric (or `metrics`)."""
+    """Match the two sources' experiments and compare every shared split and metric (or
+    `metrics`) over each side's seeds; `tolerance` is on the paper's scale. `stats` keeps the
+    cells' per-input statistics for the next call (the same cells compared again)."""
     if not math.isfinite(tolerance) or tolerance < 0:  # NaN would make every test pass
         raise UserError(f"tolerance {tolerance} is not a finite number >= 0")
     base, cand = _by_key(baseline), _by_key(candidate)
     suites = _suites({key.task for key in (*base, *cand)})
     _check_metrics(metrics, suites)
-    shared = [key for key in base if key in cand]
+    base_runs, cand_runs = _experiments(base), _experiments(cand)
+    shared = [key for key in base_runs if key in cand_runs]
     if not shared:
         raise UserError(
-            f"no cells in common between {baseline.name} ({len(base)} cells) and "
+            f"no experiments in common between {baseline.name} ({len(base)} cells) and "
             f"{candidate.name} ({len(cand)} cells): cells match by task, method, settings, "
-            "model, n_train, sample and seed"
+            "model, n_train and sample (seeds are the samples compared)"
         )
     report = ComparisonReport(baseline.name, candidate.name, tolerance)
     report.hardware = {
-        "baseline": _fingerprints([base[key] for key in shared]),
-        "candidate": _fingerprints([cand[key] for key in shared]),
+        "baseline": _fingerprints([cell for key in shared for cell in base_runs[key]]),
+        "candidate": _fingerprints([cell for key in shared for cell in cand_runs[key]]),
     }
-    for key in base:
-        if key not in cand:
-            report.not_compared.append(_missing(base[key], f"only in {baseline.name}"))
-    for key in cand:
-        if key not in base:
-            report.not_compared.append(_missing(cand[key], f"only in {candidate.name}"))
-    experiments: dict[tuple[CellKey, str], list[Pair]] = {}
+    for key, cells in base_runs.items():
+        if key not in cand_runs:
+            report.not_compared.append(_missing(cells, f"only in {baseline.name}"))
+    for key, cells in cand_runs.items():
+        if key not in base_runs:
+            report.not_compared.append(_missing(cells, f"only in {candidate.name}"))
     for key in shared:
-        for split in dict.fromkeys([*base[key].scores, *cand[key].scores]):
-            reason = _unpairable(report, base[key], cand[key], split)
+        b, c = base_runs[key], cand_runs[key]
+        for split in dict.fromkeys(s for cell in (*b, *c) for s in cell.scores):
+            reason = _uncomparable(report, b, c, split)
             if reason:
-                report.not_compared.append(
-                    NotCompared(key.task, cand[key].describe(), split, reason)
-                )
+                label = c[0].describe([cell.key.seed for cell in c])
+                report.not_compared.append(NotCompared(key.task, label, split, reason))
             else:
-                experiment = (replace(key, seed=ALL_SEEDS), split)
-                experiments.setdefault(experiment, []).append((base[key], cand[key]))
-    for (key, split), pairs in experiments.items():
-        _compare_split(report, pairs, split, suites[key.task], metrics)
+                _compare_split(report, (b, c), split, suites[key.task], metrics, stats or {})
+    adjusted = holm([row.p_worse for row in report.rows])
+    report.rows = [
+        replace(row, p_adjusted=p, regression=p < ALPHA)
+        for row, p in zip(report.rows, adjusted, strict=True)
+    ]
     return report
+
+
+def _experiments(cells: dict[CellKey, CellResults]) -> dict[CellKey, list[CellResults]]:
+    """Cells grouped by experiment (their key but the seed), seeds in order."""
+    out: dict[CellKey, list[CellResults]] = {}
+    for key in sorted(cells, key=lambda k: k.seed):
+        out.setdefault(replace(key, seed=ALL_SEEDS), []).append(cells[key])
+    return out
 
 
 def fingerprint(provenance: dict[str, Any]) -> str:
@@ -166,27 +182,26 @@ def _fingerprints(cells: list[CellResults]) -> list[str]:
 
 def compare_methods(source: ResultsSource, metrics: Sequence[str] = ()) -> list[ComparisonReport]:
     """The benchmark's own question: each pair of the source's methods (by label, in the
-    source's order, the later one the candidate), on the cells they share (task, model, training
-    size, sample and seed), with `compare_sources`' statistics: a paired bootstrap over test
-    inputs for one seed, over seeds and inputs where several pair up. No tolerance: a verdict
-    here says better, same or worse, never regression."""
+    source's order, the later one the candidate), on the experiments they share (task, model,
+    training size and sample), over their seeds, with `compare_sources`' statistics. No
+    tolerance: a verdict here says better, same or worse, never regression."""
     methods: dict[str, list[CellResults]] = {}
     for cell in source.cells:
         anonymous = replace(cell, config={**cell.config, "method": "", "settings": {}})
         methods.setdefault(cell.config["label"], []).append(anonymous)
-    reports = []
+    reports, stats = [], {}
     for first, second in itertools.combinations(methods, 2):
         try:
-            baseline = ResultsSource(first, methods[first])
-            report = compare_sources(baseline, ResultsSource(second, methods[second]), metrics)
+            baseline, candidate = (ResultsSource(m, methods[m]) for m in (first, second))
+            report = compare_sources(baseline, candidate, metrics, stats=stats)
         except UserError:  # no cell in common (other tasks or training sizes): not a pair
             continue
         report.rows = [replace(row, regression=False) for row in report.rows]
         reports.append(report)
     if not reports:
         raise UserError(
-            f"{source.name}: no two methods share a cell (the same task, model, training size, "
-            "sample and seed); run them on the same tasks and seeds"
+            f"{source.name}: no two methods share an experiment (the same task, model, training "
+            "size and sample); run them on the same tasks"
         )
     return reports
 
@@ -226,39 +241,44 @@ def _check_metrics(metrics: Sequence[str], suites: dict[str, str]) -> None:
         )
 
 
-def _missing(cell: CellResults, reason: str) -> NotCompared:
-    return NotCompared(cell.config["task"], cell.describe(), None, reason)
+def _missing(cells: list[CellResults], reason: str) -> NotCompared:
+    seeds = [cell.key.seed for cell in cells]
+    label = cells[0].describe(seeds if len(seeds) > 1 else ())
+    return NotCompared(cells[0].config["task"], label, None, reason)
 
 
 def _compare_split(
     report: ComparisonReport,
-    pairs: list[Pair],
+    sides: tuple[list[CellResults], list[CellResults]],
     split: str,
-    suite: str,
+    suite_name: str,
     metrics: Sequence[str],
+    cache: StatsCache,
 ) -> None:
-    """One row per metric for this split of an experiment: seed by seed when one seed pairs up,
-    else over the seeds (pairs hold the baseline's and the candidate's cell of each seed)."""
-    from bench.metrics.suites import SUITES, compare_suite, paper_factor
+    """One row per metric for this split of an experiment, over the seeds of each side (paired
+    seed by seed where both sides ran the same seeds); Holm's correction comes after."""
+    from bench.metrics.suites import SUITES, paper_factor
 
-    base, cand = pairs[0]
-    task, seeds = cand.config["task"], [cell.key.seed for _, cell in pairs]
-    if len(pairs) == 1:
-        a, b = cand.outputs[split], base.outputs[split]
-        single = compare_suite(suite, a.predictions, b.predictions, a.references)
-        comparisons = {name: (c, [c.delta]) for name, c in single.items()}
-        label = cand.describe()
-    else:
-        comparisons = _seed_comparisons(suite, pairs, split)
-        label = cand.describe(seeds)
-    tag = next(iter(cand.scores[split].values())).tag
-    for metric in list(metrics) or SUITES.get(suite).names():
-        if metric not in comparisons:
+    suite, (base, cand) = SUITES.get(suite_name), sides
+    base_seeds, cand_seeds = [c.key.seed for c in base], [c.key.seed for c in cand]
+    # Seed s against seed s only where both ran on the same hardware: there a seed's two runs
+    # share every float until the change under test; elsewhere they are independent draws.
+    paired = base_seeds == cand_seeds and _fingerprints(base) == _fingerprints(cand)
+    wanted = list(metrics) or suite.names()
+    base_stats = [_stats(suite, (report.baseline, cell), split, wanted, cache) for cell in base]
+    cand_stats = [_stats(suite, (report.candidate, cell), split, wanted, cache) for cell in cand]
+    task, tag = cand[0].config["task"], next(iter(cand[0].scores[split].values())).tag
+    label = cand[0].describe(cand_seeds if len(cand_seeds) > 1 else ())
+    for metric in wanted:
+        b = [stats.get(metric) for stats in base_stats]
+        c = [stats.get(metric) for stats in cand_stats]
+        if not all(isinstance(x, np.ndarray) for x in (*b, *c)):
             report.not_compared.append(
                 NotCompared(task, label, split, f"{metric} unavailable (see `bench score`)")
             )
             continue
-        (c, seed_deltas), factor = comparisons[metric], paper_factor(suite, metric)
+        factor, scorer = paper_factor(suite_name, metric), suite.by_name[metric].metric
+        test = seed_test(scorer, b, c, report.tolerance / factor, paired=paired)
         report.rows.append(
             MetricComparison(
                 task=task,
@@ -266,63 +286,61 @@ def _compare_split(
                 split=split,
                 ood=tag == "OOD",
                 metric=metric,
-                baseline=_stored([b for b, _ in pairs], split, metric, factor),
-                candidate=_stored([a for _, a in pairs], split, metric, factor),
-                delta=c.delta * factor,
-                low=c.low * factor,
-                high=c.high * factor,
-                p_value=c.p_value,
-                verdict=c.verdict,
-                regression=c.verdict == "worse" and abs(c.delta * factor) > report.tolerance,
-                seeds=seeds,
-                seed_deltas=[d * factor for d in seed_deltas],
+                baseline=_stored(base, split, metric, factor),
+                candidate=_stored(cand, split, metric, factor),
+                delta=test.delta * factor,
+                low=test.low * factor,
+                high=test.high * factor,
+                p_value=test.p_value,
+                verdict=test.verdict,
+                regression=False,  # decided across the rows, by Holm's procedure
+                seeds=cand_seeds,
+                baseline_seeds=base_seeds,
+                seed_scores=[scorer.aggregate(x) * factor for x in c],
+                baseline_seed_scores=[scorer.aggregate(x) * factor for x in b],
+                p_worse=test.p_worse,
+                p_adjusted=test.p_worse,
+                noise=test.noise,
+                paired=paired,
                 tag=tag,
             )
         )
 
 
-def _seed_comparisons(
-    suite_name: str, pairs: list[Pair], split: str
-) -> dict[str, tuple[Comparison, list[float]]]:
-    """Per metric available on every seed of both sides: the bootstrap over seeds and inputs,
-    and each seed's delta (candidate minus baseline, official scale)."""
-    from bench.metrics.suites import SUITES
-
-    suite = SUITES.get(suite_name)
-    stats = []
-    for base, cand in pairs:
-        a, b = cand.outputs[split], base.outputs[split]
-        stats.append(
-            (suite.stats(a.predictions, a.references), suite.stats(b.predictions, b.references))
-        )
-    out = {}
-    for name in suite.names():
-        seeds = [(a[name], b[name]) for a, b in stats]
-        if not all(isinstance(x, np.ndarray) for pair in seeds for x in pair):
-            continue
-        metric = suite.by_name[name].metric
-        deltas = [metric.aggregate(a) - metric.aggregate(b) for a, b in seeds]
-        out[name] = (seed_bootstrap(metric, seeds), deltas)
-    return out
+def _stats(
+    suite: Any, named: tuple[str, CellResults], split: str, metrics: list[str], cache: StatsCache
+) -> dict[str, Any]:
+    """A cell's per-input statistics, kept in `cache` by source and cell (a baseline and a
+    candidate hold cells of the same id with other outputs)."""
+    source, cell = named
+    key = (source, cell.id, split, tuple(metrics))
+    if key not in cache:
+        outputs = cell.outputs[split]
+        cache[key] = suite.stats(outputs.predictions, outputs.references, metrics)
+    return cache[key]
 
 
-def _unpairable(
-    report: ComparisonReport, base: CellResults, cand: CellResults, split: str
+def _uncomparable(
+    report: ComparisonReport, base: list[CellResults], cand: list[CellResults], split: str
 ) -> str | None:
-    """Why this split of two matched cells cannot go through a paired bootstrap, if it can't."""
-    if split not in base.scores:
-        return f"split only in {report.candidate}"
-    if split not in cand.scores:
-        return f"split only in {report.baseline}"
-    for cell, name in ((base, report.baseline), (cand, report.candidate)):
-        if split not in cell.outputs:
+    """Why this split of a matched experiment cannot be tested, if it can't: every seed of both
+    sides needs its stored predictions of the same inputs."""
+    for cells, name, other in ((base, report.baseline, report.candidate),
+                               (cand, report.candidate, report.baseline)):  # fmt: skip
+        if any(split not in cell.scores for cell in cells):
+            return f"split only in {other}" if all(split not in c.scores for c in cells) else (
+                f"split missing from some seeds in {name}"
+            )
+        if any(split not in cell.outputs for cell in cells):
             return f"no stored predictions in {name}"
-    a, b = cand.outputs[split], base.outputs[split]
-    if a.sources != b.sources or a.references != b.references:
-        return (
-            f"inputs differ ({len(b.sources)} in the baseline, {len(a.sources)} in the "
-            "candidate, or other sources or references): a paired comparison needs the same"
-        )
+    first = base[0].outputs[split]
+    for cell in (*base, *cand):
+        outputs = cell.outputs[split]
+        if outputs.sources != first.sources or outputs.references != first.references:
+            return (
+                f"inputs differ ({len(first.sources)} in the baseline, {len(outputs.sources)} in "
+                "the candidate, or other sources or references): a paired comparison needs the same"
+            )
     return None
 
 
@@ -349,8 +367,15 @@ def summary(report: ComparisonReport, gate: bool = True) -> str:
         if regressions
         else "[green]no regression[/]"
     )
+    one_seed = report.rows and all(row.noise == INPUTS_ONLY for row in report.rows)
+    caution = (
+        "; [yellow]one seed a side: a verdict may be training noise, run 3 seeds or more[/]"
+        if one_seed
+        else ""
+    )
     return (
         f"{len(report.rows)} metrics compared: {counts['better']} better, {counts['same']} same, "
-        f"{counts['worse']} worse; {verdict} (tolerance {report.tolerance:g}, paper scale); "
-        f"{len(report.not_compared)} not compared"
+        f"{counts['worse']} worse; {verdict} (tolerance {report.tolerance:g}, paper scale; "
+        f"Holm-corrected across the {len(report.rows)}, family-wise {ALPHA:.1%}); "
+        f"{len(report.not_compared)} not compared{caution}"
     )

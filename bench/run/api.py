@@ -46,39 +46,39 @@ def run_grid(
     plugins: tuple[str, ...] = (),
     console: Console | None = None,
     checkpoint_minutes: float = 10.0,
+    executor: str = "auto",
+    cpus_per_cell: int = 1,
     ray: RayOptions | None = None,
 ) -> GridRun:
     """Run a grid (a preset name or a YAML path): every cell not yet in `results_dir`'s store is
     trained and evaluated, then the grid's report is written. Bad input raises
     `bench.errors.UserError` before anything is written; Ctrl-C (KeyboardInterrupt) leaves every
     finished cell stored, and a running cell's training state (saved every
-    `checkpoint_minutes`), where the next run resumes. With `ray`, cells run as Ray tasks
-    (`bench.run.ray_executor`), several at once; else one after another in this process."""
+    `checkpoint_minutes`), where the next run resumes.
+
+    `executor`, as `run --executor` (`bench.run.executor.make_executor`): "auto", "process"
+    (`cpus_per_cell` threads a cell), "local" or "ray"; `ray` holds Ray's options, and the
+    retries of a cell whose worker died."""
     from rich.console import Console
 
-    from bench.errors import UserError
     from bench.progress import make_progress
     from bench.reports.report import write_report
-    from bench.results.paths import check_path_text, inside
+    from bench.results.claims import check_claim_metrics
+    from bench.results.paths import inside
     from bench.results.store import Store, check_results_dir
+    from bench.run.executor import Executor, make_executor
     from bench.run.runner import check_data, run_cells
     from bench.run.signals import interrupts_kept
     from bench.spec.grid import check_lengths, expand, load_grid
     from bench.spec.model_specs import window
 
-    results, data = Path(results_dir), Path(data_dir) if data_dir is not None else None
-    if not math.isfinite(checkpoint_minutes) or checkpoint_minutes < 0:
-        raise UserError(f"checkpoint_minutes {checkpoint_minutes} is not a number >= 0")
+    results = Path(results_dir)
+    _check_options(checkpoint_minutes, executor, cpus_per_cell)
     spec, spec_text = load_grid(str(grid), model, plugins)
-    if ray is not None and importlib.util.find_spec("ray") is None:
-        raise UserError("--executor ray needs Ray: pip install -e '.[ray]' (or pip install ray)")
+    check_claim_metrics(spec)
     check_results_dir(results)
     report_dir = inside(results, f"reports/{spec.name}")
-    if data is not None:
-        check_path_text(data, "--data-dir")
-        if not data.is_dir():
-            raise UserError(f"--data-dir {data} is not a directory")
-        data = data.absolute()  # tasks cache parsed files by path; a notebook may change folder
+    data = _data_dir(data_dir)
     cells = expand(spec)
     finished = set() if force else Store.finished_cells(results / "bench.sqlite")
     todo = [c for c in cells if c.id not in finished]
@@ -89,15 +89,15 @@ def run_grid(
         check_lengths(todo, *(window(spec.model) or hub_window(spec.model)))
     check_data(todo, data)
     store = Store(results / "bench.sqlite")
-    executor = None
+    runner: Executor | None = None
     try:
         store.register_grid(spec.name, spec_text, [c.id for c in cells])
         started = time.time()
         with make_progress(console or Console(stderr=True)) as progress:
-            if ray is not None and todo:
-                from bench.run.ray_executor import RayExecutor
-
-                executor = RayExecutor(ray, data, (*plugins, *spec.plugins))
+            if todo:
+                runner = make_executor(
+                    executor, ray, cpus_per_cell, data, (*plugins, *spec.plugins), todo, progress
+                )
             summary = run_cells(
                 cells,
                 store,
@@ -106,15 +106,44 @@ def run_grid(
                 force=force,
                 progress=progress,
                 checkpoint_minutes=checkpoint_minutes,
-                executor=executor,
+                executor=runner,
             )
         with interrupts_kept():
             report = write_report(store, spec.name, report_dir)
     finally:
         store.close()
-        if executor is not None:
-            executor.close()
+        if runner is not None:
+            runner.close()
     return GridRun(spec, summary, report, time.time() - started)
+
+
+def _check_options(checkpoint_minutes: float, executor: str, cpus_per_cell: int) -> None:
+    from bench.errors import UserError
+    from bench.run.executor import EXECUTORS
+
+    if not math.isfinite(checkpoint_minutes) or checkpoint_minutes < 0:
+        raise UserError(f"checkpoint_minutes {checkpoint_minutes} is not a number >= 0")
+    if executor not in EXECUTORS:
+        raise UserError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
+    if isinstance(cpus_per_cell, bool) or not isinstance(cpus_per_cell, int) or cpus_per_cell < 1:
+        raise UserError(f"cpus_per_cell {cpus_per_cell!r} is not a whole number >= 1")
+    if executor == "ray" and importlib.util.find_spec("ray") is None:
+        raise UserError("--executor ray needs Ray: pip install -e '.[ray]' (or pip install ray)")
+
+
+def _data_dir(data_dir: str | Path | None) -> Path | None:
+    """The data directory, checked, as an absolute path (tasks cache parsed files by path; a
+    notebook may change folder)."""
+    from bench.errors import UserError
+    from bench.results.paths import check_path_text
+
+    if data_dir is None:
+        return None
+    data = Path(data_dir)
+    check_path_text(data, "--data-dir")
+    if not data.is_dir():
+        raise UserError(f"--data-dir {data} is not a directory")
+    return data.absolute()
 
 
 def load_results(results_dir: str | Path = "results", grid: str | None = None) -> pd.DataFrame:

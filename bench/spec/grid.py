@@ -15,9 +15,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from bench.errors import UserError, did_you_mean
+from bench.spec.claims import Claim
 from bench.spec.model_specs import checkpoint_id
 from bench.spec.registry import METHODS, TASKS, load_plugins
-from bench.spec.settings import Cell, GridSpec, TaskEntry, TrainConfig
+from bench.spec.settings import Cell, GridSpec, MethodEntry, TaskEntry, TrainConfig
 from bench.spec.strict_yaml import check_text, load_yaml
 
 PRESETS_DIR = Path(str(resources.files("bench.grids")))
@@ -106,6 +107,58 @@ def validate_names(spec: GridSpec, source: str) -> None:
         checkpoint_id(spec.model)
     except UserError as error:
         raise UserError(f"{source}: model: {error}") from None
+    for i, claim in enumerate(spec.claims):
+        _validate_claim(spec, claim, f"{source}: claims.{i}")
+
+
+def method_labels(spec: GridSpec) -> dict[str, list[MethodEntry]]:
+    """Each label the grid's method entries show in reports -> its entries."""
+    labels: dict[str, list[MethodEntry]] = {}
+    for entry in spec.methods:
+        labels.setdefault(entry.label or _label(entry.name, entry.settings), []).append(entry)
+    return labels
+
+
+def claim_label(spec: GridSpec, ref: str) -> str:
+    """The label a claim's method reference names: a label, or the name of the method of
+    exactly one label."""
+    labels = method_labels(spec)
+    if ref in labels:
+        return ref
+    named = [label for label, entries in labels.items() if entries[0].name == ref]
+    if len(named) == 1:
+        return named[0]
+    if named:
+        raise UserError(f"method {ref!r} has several labels here ({', '.join(named)}); name one")
+    known = list(dict.fromkeys([*labels, *(entries[0].name for entries in labels.values())]))
+    raise UserError(
+        f"no method {ref!r} in this grid; {did_you_mean(ref, known)}"
+        f"its labels: {', '.join(labels)}"
+    )
+
+
+def _validate_claim(spec: GridSpec, claim: Claim, where: str) -> None:
+    """A claim names methods, a task, splits and a training size the grid has."""
+    tasks = {entry.name: entry for entry in spec.tasks}
+    try:
+        if claim.task not in tasks:
+            raise UserError(f"task {claim.task!r} is not in this grid ({', '.join(tasks)})")
+        entry = tasks[claim.task]
+        task = TASKS.get(claim.task)()
+        for split in claim.splits:
+            task.split(split)
+            if entry.splits and split not in entry.splits:
+                raise UserError(
+                    f"split {split!r} is not evaluated here ({', '.join(entry.splits)})"
+                )
+        if claim.n_train is not None and claim.n_train not in entry.n_train:
+            raise UserError(f"n_train {claim.n_train} is not a training size of {claim.task}")
+        for ref in (claim.method, *claim.than):
+            entries = method_labels(spec)[claim_label(spec, ref)]
+            if not any(not m.tasks or claim.task in m.tasks for m in entries):
+                raise UserError(f"method {ref!r} does not run on {claim.task}")
+    except UserError as error:
+        raise UserError(f"{where}: {error}") from None
 
 
 def _validate_method(

@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bench.spec.claims import Claim
+
 
 class _Frozen(BaseModel):
     """Unknown keys are errors (a misspelled setting never silently falls back to a default)."""
@@ -191,6 +193,9 @@ class GridSpec(_Frozen):
     methods: list[MethodEntry] = Field(min_length=1)
     train: TrainConfig = TrainConfig()
     decode: DecodeConfig = DecodeConfig()
+    claims: list[Claim] = Field(
+        default_factory=list, description="claims about the results, checked on them"
+    )
 
 
 class Cell(_Frozen):

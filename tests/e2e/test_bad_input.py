@@ -268,7 +268,7 @@ CASES: list[tuple[str, tuple[str, ...], list[Setup], str]] = [
     ("bundle of short predictions", ("export", "--results-dir", "res", "--format", "bundle", "--out", "b.json.gz"), [with_results(short_predictions)], "has 1 lines but the cell scored 3"),  # noqa: E501
     ("malformed predictions JSONL", ("compare", "res", "res"), [with_results(malformed_predictions)], "malformed"),  # noqa: E501
     ("compare-methods of a missing source", ("compare-methods", "nope"), [], "nope does not exist"),
-    ("compare-methods of one method", ("compare-methods", "res"), [with_results()], "no two methods share a cell"),  # noqa: E501
+    ("compare-methods of one method", ("compare-methods", "res"), [with_results()], "no two methods share an experiment"),  # noqa: E501
     # --- predict ------------------------------------------------------------------------------
     ("predict without --cell or --model", ("predict", "--inputs", "in.txt"), [text_file("in.txt", "a\n")], "pass either --cell ID"),  # noqa: E501
     ("predict with --cell and --model", ("predict", "--cell", "x", "--model", "mini", "--inputs", "in.txt"), [text_file("in.txt", "a\n")], "pass either --cell ID"),  # noqa: E501

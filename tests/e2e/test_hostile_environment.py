@@ -35,8 +35,10 @@ def cli(monkeypatch, capsys, *args: str) -> tuple[int, str]:
 
 @pytest.fixture
 def fast_cells(tmp_path, monkeypatch):
-    """Cells that finish at once; the working folder is tmp_path."""
+    """Cells that finish at once (in this process, where the stand-in is); the working folder is
+    tmp_path."""
     monkeypatch.setattr(executor, "run_cell", lambda cell, *args: fake_record(cell, n=2))
+    monkeypatch.setattr(executor, "_needs_this_process", lambda cells: True)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "g.yaml").write_text(TINY_GRID)
 

@@ -1,18 +1,21 @@
 """`python -m bench perf`: a subcommand per benchmark (`grid`, `overhead`, `metrics`,
-`executors`, `device`), each parsing its options and calling its benchmark; the old flag
-spellings still run the same benchmark with a one-line note naming the new spelling. The
-benchmarks themselves are stand-ins here (they take minutes); their own tests time them."""
+`executors`, `contention`, `gate`, `device`), each parsing its options and calling its
+benchmark; the old flag spellings still run the same benchmark with a one-line note naming the
+new spelling. The benchmarks themselves are stand-ins here (they take minutes)."""
 
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+import bench.perf.contention
 import bench.perf.device
 import bench.perf.executors
+import bench.perf.gate
 import bench.perf.grid
 import bench.perf.metrics
 import bench.perf.overhead
@@ -37,11 +40,14 @@ def calls(monkeypatch) -> list[tuple[str, tuple, dict]]:
         (bench.perf.overhead, "overhead_benchmark"),
         (bench.perf.metrics, "metrics_benchmark"),
         (bench.perf.executors, "executor_benchmark"),
+        (bench.perf.contention, "contention_benchmark"),
+        (bench.perf.gate, "gate_benchmark"),
         (bench.perf.device, "throughput_benchmark"),
     ]:
         monkeypatch.setattr(module, function, fake(function))
     monkeypatch.setattr(bench.perf.overhead, "overhead_lines", lambda result: "SUMMARY")
     monkeypatch.setattr(bench.perf.device, "throughput_table", lambda result: "TABLE")
+    monkeypatch.setattr(bench.perf.gate, "gate_lines", lambda result: "LINES")
     return seen
 
 
@@ -65,6 +71,16 @@ SUBCOMMANDS = [
     (("overhead", "--json"), "overhead_benchmark", (), {}, None),
     (("metrics",), "metrics_benchmark", (), {}, None),
     (("executors", "--grid", "mini"), "executor_benchmark", ("mini",), {}, None),
+    (("contention",), "contention_benchmark", ("mini",), {}, None),
+    (
+        ("gate", "--pool", "p1", "--pool", "p2", "--weak", "w", "--draws", "50"),
+        "gate_benchmark",
+        ((Path("p1"), Path("p2")), "prefix", Path("w")),
+        {"draws": 50},
+        "LINES",
+    ),
+    (("gate", "--pool", "p1", "--json"), "gate_benchmark", ((Path("p1"),), "prefix", None),
+     {"draws": 400}, None),
     (("device",), "throughput_benchmark", ("cuda",), DEVICE, "TABLE"),
     (
         ("device", "--device", "cpu", "--model", "mini-tiny", "--peak-tflops", "2.5",

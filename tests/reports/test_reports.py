@@ -164,7 +164,10 @@ def test_table1_aggregates_seeds_scales_bolds_by_direction_and_adds_paper_rows(s
     e2e = headers.index("E2E BLEU")
     assert ft.values[e2e].mean == pytest.approx(67.0)  # (68 + 66) / 2, x100
     assert ft.values[e2e].std == pytest.approx(1.41421356, abs=1e-6)
-    assert table.cell_text(0, e2e) == "67.0 ± 1.4"
+    # ± the 95% interval of the mean over the 2 seeds: t(0.975, 1) = 12.706 x 1.414 / sqrt 2
+    assert ft.values[e2e].half == pytest.approx(12.7062, abs=1e-4) and ft.values[e2e].runs == 2
+    assert table.cell_text(0, e2e) == "67.0 ± 12.7"
+    assert "Mean over n = 1 to 2 runs" in table.notes[-1]
     assert ft.values[0] == pytest.approx(100.0) and prefix.values[0] == pytest.approx(7.257, 1e-3)
     best = table.best()
     assert best[e2e] == {1}  # prefix 69.5 beats FT 67.0
@@ -189,7 +192,7 @@ def test_intervals_on_demand_show_the_bootstrap_interval(store):
     frame = results_frame(store, "g")
     table = table1(frame[(frame["n_train"].isna()) & (frame["task"] == "e2e")], intervals=True)
     # seed 0 has [0.6, 0.7], seed 1 none: the span of the seeds' intervals, x100.
-    assert table.cell_text(0, 1) == "67.0 ± 1.4 [60.0, 70.0]"
+    assert table.cell_text(0, 1) == "67.0 ± 12.7 [60.0, 70.0]"
 
 
 def test_lowdata_prefix_length_and_extrapolation_layouts(store):
@@ -242,7 +245,7 @@ def test_markdown_and_latex_renderings(store):
     md = to_markdown(table)
     header, rule, *body = md.splitlines()
     assert header.count("|") == rule.count("|") == len(table.columns) + 2
-    assert "| **69.5 ± 0.7** |" in md
+    assert "| **69.5 ± 6.4** |" in md  # (70 + 69) / 2, t(0.975, 1) x 0.707 / sqrt 2
     assert "*PREFIX(0.1%)* (paper)" in md
     tex = to_latex(table)
     for needle in (
@@ -254,7 +257,7 @@ def test_markdown_and_latex_renderings(store):
     ):
         assert needle in tex
     assert "\\multicolumn{3}{c}{BLEU}" in tex  # WebNLG BLEU over S U A
-    assert "\\textbf{69.5 $\\pm$ 0.7}" in tex
+    assert "\\textbf{69.5 $\\pm$ 6.4}" in tex
     assert "ADAPTER(3\\%) (paper)" in tex
     body = tex.split("\\midrule", 1)[1]
     body_rows = [line for line in body.splitlines() if line.endswith("\\\\")]

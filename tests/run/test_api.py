@@ -13,6 +13,7 @@ import bench
 from bench.engine.cell import run_cell
 from bench.engine.generation import generate
 from bench.engine.training import train
+from bench.errors import UserError
 from bench.results.store import Store, cell_dir, predictions_file, write_record
 from bench.run.runner import run_cells
 from bench.spec.grid import expand, load_grid
@@ -29,7 +30,8 @@ def test_run_a_grid_from_python_then_read_its_results_as_a_frame(tmp_path):
     grid = tmp_path / "e2e.yaml"
     grid.write_text(E2E_ONLY.replace("name: tiny", "name: tiny-e2e"))
     run = bench.run_grid(grid, results_dir=tmp_path / "r")
-    assert [c.method for c in run.summary.done] == ["finetune", "prefix"] and not run.summary.failed
+    done = sorted(c.method for c in run.summary.done)  # side by side: in the order they finish
+    assert done == ["finetune", "prefix"] and not run.summary.failed
     assert run.report.name == "index.html" and run.report.is_file()
 
     database = tmp_path / "r" / "bench.sqlite"
@@ -121,3 +123,17 @@ def test_non_finite_numbers_are_refused_before_anything_is_written(tmp_path):
     nothing = ResultsSource("none", [])
     with pytest.raises(UserError, match="tolerance nan is not a finite number"):
         compare_sources(nothing, nothing, tolerance=float("nan"))
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"executor": "threads"}, "unknown executor 'threads'; choose one of auto, local"),
+        ({"cpus_per_cell": 0}, "cpus_per_cell 0 is not a whole number >= 1"),
+        ({"cpus_per_cell": 1.5}, "cpus_per_cell 1.5 is not a whole number >= 1"),
+    ],
+)
+def test_a_bad_executor_option_is_refused_before_anything_is_written(tmp_path, options, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        bench.run_grid("mini", results_dir=tmp_path / "r", **options)
+    assert not (tmp_path / "r").exists()

@@ -19,6 +19,7 @@ from bench import plugin as plugin_api
 from bench.errors import UserError
 from bench.spec.registry import TASKS, Registry
 from tests.conftest import TINY_GRID
+from tests.results.test_compare import perfect_copy
 from tests.runs import fresh_python
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -191,3 +192,13 @@ def test_a_grid_with_a_plugin_method_runs_it(plugin_path, tmp_path):
     # mini-tiny (2 GPT-2 blocks, width 64): 10 bias vectors of 64, 2 of 192, 2 of 256, ln_f
     assert 0 < bitfit[0]["trained_params"] < finetune[0]["trained_params"] / 50
     assert bitfit[0]["trained_params"] == bitfit[0]["stored_params"]
+    # The README's recipe: the run checked against a baseline of itself passes; against one in
+    # which the new method's mini-e2e cell was far better, it fails, naming that cell.
+    check = ("run", "--grid", str(grid), "--results-dir", "r", "--check")
+    same = bench(tmp_path, *check, "r")
+    assert same.returncode == 0 and "no regression" in same.stderr, same.stderr
+    better = perfect_copy(tmp_path / "r", tmp_path / "better", "mini-e2e", "bitfit")
+    worse = bench(tmp_path, *check, str(better))
+    assert worse.returncode == 1, worse.stderr
+    flagged = [line for line in worse.stderr.splitlines() if "regression" in line and "│" in line]
+    assert flagged and all("bitfit" in line for line in flagged), worse.stderr
