@@ -193,3 +193,9 @@ def holm(p_values: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
         adjusted[i] = running
     return adjusted
+
+
+def regressions(p_worse: Sequence[float]) -> list[tuple[float, bool]]:
+    """Each row's Holm-adjusted one-sided p-value and whether it is a regression at the
+    family-wise `ALPHA`: the gate's decision over every row of one run."""
+    return [(p, p < ALPHA) for p in holm(p_worse)]

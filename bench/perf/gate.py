@@ -31,7 +31,7 @@ import numpy as np
 
 from bench.errors import UserError
 from bench.metrics.bootstrap import resample_indices
-from bench.metrics.significance import ALPHA, SeedScores, compare_seeds, holm
+from bench.metrics.significance import ALPHA, SeedScores, compare_seeds, regressions
 from bench.results.bundle import CellKey, CellResults, load_source
 
 CUTS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5)  # share of each prediction's words dropped
@@ -103,10 +103,10 @@ def gate_run(
         )
         for row in rows
     ]
-    adjusted = holm([t.p_worse for t in tests])
+    decided = regressions([t.p_worse for t in tests])
     return [
-        (row, t.delta * base.factor[row], p < ALPHA)
-        for row, t, p in zip(rows, tests, adjusted, strict=True)
+        (row, t.delta * base.factor[row], flag)
+        for row, t, (_, flag) in zip(rows, tests, decided, strict=True)
     ]
 
 
@@ -161,6 +161,10 @@ def detection(
 ) -> dict[str, Any]:
     """The share of gate runs that flag a regression of `method`, and its mean BLEU drop."""
     seeds = sorted(set(base.seeds()) & set(cand.seeds()))
+    if len(seeds) < k:
+        raise UserError(
+            f"{cand.name}: {len(seeds)} seeds in common with {base.name}; {k} are drawn per run"
+        )
     caught, drops = 0, []
     for _ in range(draws):
         chosen = _draw(rng, seeds, k)

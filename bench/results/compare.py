@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from bench.errors import UserError
-from bench.metrics.significance import ALPHA, INPUTS_ONLY, holm, seed_test
+from bench.metrics.significance import ALPHA, INPUTS_ONLY, regressions, seed_test
 from bench.results.bundle import CellKey, CellResults, ResultsSource
 
 ALL_SEEDS = -1  # the seed of an experiment's key: its cells of every seed
@@ -145,10 +145,10 @@ def compare_sources(
                 report.not_compared.append(NotCompared(key.task, label, split, reason))
             else:
                 _compare_split(report, (b, c), split, suites[key.task], metrics, stats or {})
-    adjusted = holm([row.p_worse for row in report.rows])
+    decided = regressions([row.p_worse for row in report.rows])
     report.rows = [
-        replace(row, p_adjusted=p, regression=p < ALPHA)
-        for row, p in zip(report.rows, adjusted, strict=True)
+        replace(row, p_adjusted=p, regression=flag)
+        for row, (p, flag) in zip(report.rows, decided, strict=True)
     ]
     return report
 
