@@ -8,7 +8,7 @@ import html
 
 from bench.errors import UserError
 from bench.reports.table import text_html, text_markdown
-from bench.results.bundle import load_source
+from bench.results.bundle import ResultsSource
 from bench.results.claims import ClaimResult, evaluate_claims, grid_claims
 from bench.results.store import Store
 
@@ -21,15 +21,19 @@ NOTE = (
 HEADER = ("claim", "verdict", "evidence")
 
 
-def claim_results(store: Store, grid: str) -> tuple[list[ClaimResult], str | None]:
-    """The grid's claims evaluated, or none and why."""
+def claim_results(
+    store: Store, grid: str, source: ResultsSource | UserError | None = None
+) -> tuple[list[ClaimResult], str | None]:
+    """The grid's claims evaluated on `source` (its stored results, read here if not given),
+    or none and why."""
+    from bench.reports.methods import grid_source
+
     spec = grid_claims(store.grid_spec(grid))
     if spec is None or not spec.claims:
         return [], "the grid declares no claims (`claims:` in its YAML)"
-    try:
-        source = load_source(store.path.parent, grid)
-    except UserError as error:
-        return [], str(error)
+    source = grid_source(store, grid) if source is None else source
+    if isinstance(source, UserError):
+        return [], str(source)
     return evaluate_claims(spec, source), None
 
 

@@ -12,24 +12,37 @@ import html
 
 from bench.errors import UserError
 from bench.reports.table import text_html, text_markdown
-from bench.results.bundle import load_source
+from bench.results.bundle import ResultsSource, load_source
 from bench.results.compare import ComparisonReport, compare_methods
 from bench.results.store import Store
 
 HEADER = ("task", "split", "metric", "comparison", "seeds", "delta", "95% CI", "verdict")
 
 
-def method_comparisons(store: Store, grid: str) -> tuple[list[ComparisonReport], str | None]:
-    """The grid's method comparisons, or none and why (fewer than two methods on shared cells,
-    or stored predictions that cannot be read)."""
+def method_comparisons(
+    source: ResultsSource | UserError,
+) -> tuple[list[ComparisonReport], str | None]:
+    """The grid's method comparisons (from its stored results, `grid_source`), or none and why
+    (fewer than two methods on shared cells, or stored predictions that cannot be read)."""
+    if isinstance(source, UserError):
+        return [], str(source)
     try:
-        reports = compare_methods(load_source(store.path.parent, grid))
+        reports = compare_methods(source)
     except UserError as error:
         return [], str(error)
     if not any(report.rows for report in reports):
         reasons = {item.reason for report in reports for item in report.not_compared}
         return [], "; ".join(sorted(reasons)) or "nothing in common"
     return reports, None
+
+
+def grid_source(store: Store, grid: str) -> ResultsSource | UserError:
+    """The grid's finished cells with their predictions, read once for the report's sections,
+    or why they cannot be read."""
+    try:
+        return load_source(store.path.parent, grid)
+    except UserError as error:
+        return error
 
 
 def rows(reports: list[ComparisonReport]) -> list[tuple[str, ...]]:

@@ -106,7 +106,7 @@ def _render(store: Store, grid: str, staging: Path, intervals: bool) -> None:
     from bench.reports.claims import to_markdown as claims_markdown
     from bench.reports.frame import missing_metrics, results_frame
     from bench.reports.layouts import tables as build_tables
-    from bench.reports.methods import method_comparisons
+    from bench.reports.methods import grid_source, method_comparisons
     from bench.reports.methods import to_html as methods_html
     from bench.reports.methods import to_markdown as methods_markdown
     from bench.reports.page import render_page
@@ -125,8 +125,9 @@ def _render(store: Store, grid: str, staging: Path, intervals: bool) -> None:
     )
     done = sum(r["status"] == "done" for r in runs)
     failed = [r for r in runs if r["status"] != "done"]
-    compared, why_none = method_comparisons(store, grid)
-    claims, why_no_claims = claim_results(store, grid)
+    source = grid_source(store, grid)  # predictions read once for both sections
+    compared, why_none = method_comparisons(source)
+    claims, why_no_claims = claim_results(store, grid, source)
     markdown = _markdown(grid, done, len(runs), tables, plots, failed,
                          claims_markdown(claims, why_no_claims))  # fmt: skip
     markdown += "\n## Methods compared\n\n" + methods_markdown(compared, why_none)
