@@ -85,7 +85,33 @@ plugin_option = click.option(
 )
 
 
+def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """`--version`: what a bug report needs: bench, its git sha, torch, CUDA (and the GPU)."""
+    if not value or ctx.resilient_parsing:
+        return
+    from bench.engine.cell import collect_provenance
+
+    provenance = collect_provenance()
+    versions, hardware = provenance["versions"], provenance["hardware"]
+    gpu = f", GPU {hardware['gpu']}" if hardware["gpu"] else ""
+    click.echo(
+        f"bench {versions['prefix-bench']} (git {provenance['git_sha'] or 'unknown'}), "
+        f"python {versions['python']}, torch {versions['torch']}, "
+        f"CUDA {hardware['cuda_build'] or 'none'}{gpu}, transformers {versions['transformers']}, "
+        f"peft {versions['peft']}, adapters {versions['adapters']}"
+    )
+    ctx.exit()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="print bench's version, git sha, torch, CUDA and the libraries, and exit",
+)
 def app() -> None:
     """Benchmark harness: fine-tuning vs lightweight adaptation of text generators."""
 
@@ -109,6 +135,15 @@ def _quiet_libraries() -> None:
 @results_dir_option
 @click.option("--data-dir", type=click.Path(path_type=Path), help="official task files")
 @click.option("--model", help="override the grid's model (hub id, path, mini, random:ARCH)")
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="change the grid (repeatable): train.lr=1e-4, decode.num_beams=5, "
+    "methods.prefix.settings.length=5 (a method's own train: wins over the grid's)",
+)
+@click.option("--seeds", help="run these seeds instead of the grid's, e.g. 0,1,2")
 @click.option("--force", is_flag=True, help="rerun finished cells too")
 @click.option(
     "--check",
@@ -156,6 +191,8 @@ def run(
     results_dir: Path,
     data_dir: Path | None,
     model: str | None,
+    sets: tuple[str, ...],
+    seeds: str | None,
     force: bool,
     check: Path | None,
     tolerance: float,
@@ -177,6 +214,7 @@ def run(
     from bench.run.api import run_grid
     from bench.run.ray_executor import RayOptions
     from bench.run.runner import ignore_interrupts
+    from bench.spec.overrides import parse_seeds
 
     _quiet_libraries()
     baseline = load_source(check) if check is not None else None  # bad input fails first
@@ -187,6 +225,8 @@ def run(
             results_dir=results_dir,
             data_dir=data_dir,
             model=model,
+            overrides=sets,
+            seeds=None if seeds is None else parse_seeds(seeds),
             force=force,
             plugins=plugins,
             console=console,
@@ -244,29 +284,52 @@ def report(results_dir: Path, grid: str | None, intervals: bool) -> None:
 @click.option(
     "--format",
     "format_",
-    type=click.Choice(["json", "csv", "bundle"]),
+    type=click.Choice(["json", "csv", "bundle", "model"]),
     default="json",
     show_default=True,
 )
 @click.option("--grid", help="only this grid")
-@click.option("--out", type=OutFile(), help="bundle: the file to write (gzip JSON)")
-def export(results_dir: Path, format_: str, grid: str | None, out: Path | None) -> None:
-    """The results matrix as rows, one per (cell, split, metric), to stdout; or (bundle) the
-    finished cells with their predictions in one file, a baseline for `bench compare`."""
+@click.option("--cell", "cell_id", help="model: the finished cell to export")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="bundle: the file to write (gzip JSON); model: the new folder to write",
+)
+def export(
+    results_dir: Path, format_: str, grid: str | None, cell_id: str | None, out: Path | None
+) -> None:
+    """The results matrix as rows, one per (cell, split, metric), to stdout; (bundle) the
+    finished cells with their predictions in one file, a baseline for `bench compare`; or
+    (model) one finished cell's trained model as a folder that PEFT, adapters or transformers
+    load without the harness."""
     from bench.reports import terminal
     from bench.results.store import Store
 
+    if (cell_id is not None) != (format_ == "model"):
+        raise UserError("--cell ID goes with --format model (and --format model needs it)")
+    if format_ == "model":
+        from bench.run.export_model import export_model
+
+        if out is None:
+            raise UserError("--format model writes a folder: pass --out DIR (a new folder)")
+        described = export_model(results_dir, cell_id, out)
+        console.print(
+            f"wrote {out} ({described['format']}): load with {described['loads_with']}",
+            markup=False,
+        )
+        return
     if format_ == "bundle":
         from bench.results.bundle import write_bundle
 
         if out is None:
             raise UserError("--format bundle writes a file: pass --out FILE (e.g. NAME.json.gz)")
+        out = OutFile().convert(str(out), None, None)
         count = write_bundle(results_dir, out, grid)
         console.print(f"wrote {count} cells to {out} ({out.stat().st_size:,} bytes)", markup=False)
         _say_broken(results_dir, grid)
         return
     if out is not None:
-        raise UserError("--out is for --format bundle; json and csv go to stdout")
+        raise UserError("--out is for --format bundle and model; json and csv go to stdout")
     store = Store.open_existing(results_dir)
     store.check_grid(grid)
     terminal.export_rows(store, grid, format_, sys.stdout)
@@ -366,7 +429,8 @@ def _compare(
 )
 @plugin_option
 def list_(what: str, plugins: tuple[str, ...]) -> None:
-    """List registered tasks, methods, metric suites (with their metrics), or grid presets."""
+    """List registered tasks, methods (with whose implementation: bench or a library), metric
+    suites (with their metrics), or grid presets."""
     from bench.metrics.suites import SUITES
     from bench.spec.registry import METHODS, TASKS, load_plugins
 
@@ -382,10 +446,13 @@ def list_(what: str, plugins: tuple[str, ...]) -> None:
             suite = SUITES.get(name)
             print(f"{name}\t{', '.join(suite.names())}\t{suite.description}")
         return
-    registry = {"tasks": TASKS, "methods": METHODS}[what]
-    for name in registry.names():
-        entry = registry.get(name)
-        print(f"{name}\t{getattr(entry, 'description', '')}")
+    if what == "methods":
+        for name in METHODS.names():
+            method = METHODS.get(name)
+            print(f"{name}\t{method.source}\t{method.description}")
+        return
+    for name in TASKS.names():
+        print(f"{name}\t{getattr(TASKS.get(name), 'description', '')}")
 
 
 @app.group()

@@ -4,12 +4,13 @@
 
 A plugin imports only from here; the modules behind these names may move, these names do not.
 Importing `bench.plugin` imports no torch: the engine's names (`AdaptedLM`, `BuildContext`,
-`trained_state`, `load_trained_state`) are imported when first used, so a plugin that passes
-its model class as a string ("mypkg.model:MyLM") keeps grid validation torch-free.
+`Export`, `trained_state`, `load_trained_state`) are imported when first used, so a plugin that
+passes its model class as a string ("mypkg.model:MyLM") keeps grid validation torch-free.
 
 Methods: `register_method(name, Settings, Model)` with a `MethodSettings` subclass
 (`FrozenBaseSettings` for methods that freeze the base) and an `AdaptedLM` subclass whose
-constructor takes `(base, settings, context: BuildContext)`.
+constructor takes `(base, settings, context: BuildContext)`; its `export(folder)` writes the
+trained model in a library's format (returning an `Export`) for `bench export --format model`.
 Tasks: a `Task` subclass yielding `Example`s, with its `EvalSplit`s, under `@TASKS.register(name)`.
 Metric suites: `register_suite(Suite(...))` of `SuiteMetric`s over `Metric`s.
 """
@@ -26,9 +27,15 @@ from bench.spec.settings import FrozenBaseSettings, MethodSettings
 from bench.spec.task import DEV, TRAIN, EvalSplit, Example, Task
 
 if TYPE_CHECKING:
-    from bench.engine.adapted import AdaptedLM, BuildContext, load_trained_state, trained_state
+    from bench.engine.adapted import (
+        AdaptedLM,
+        BuildContext,
+        Export,
+        load_trained_state,
+        trained_state,
+    )
 
-_ENGINE = ("AdaptedLM", "BuildContext", "load_trained_state", "trained_state")
+_ENGINE = ("AdaptedLM", "BuildContext", "Export", "load_trained_state", "trained_state")
 
 __all__ = [
     "DEV",
@@ -39,6 +46,7 @@ __all__ = [
     "BuildContext",
     "EvalSplit",
     "Example",
+    "Export",
     "FrozenBaseSettings",
     "MethodSettings",
     "Metric",

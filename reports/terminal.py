@@ -291,17 +291,18 @@ def _score_cells(metric: Metric, score: dict[str, Any]) -> tuple[str, str, str]:
 def parameters(table: dict[str, Any]) -> str:
     """The table as aligned text, one method per line."""
     lines = [f"{table['model']}: {table['base']:,} base parameters", ""]
-    header = f"{'method':<14}{'trained':>14}{'%':>9}{'stored':>14}{'%':>9}  settings / note"
+    width = max(len("method"), *(len(row["method"]) for row in table["methods"])) + 1
+    header = f"{'method':<{width}}{'trained':>14}{'%':>9}{'stored':>14}{'%':>9}  settings / note"
     lines.append(header)
     for row in table["methods"]:
         shown = {**row["settings"], **row.get("derived", {})}
         settings = ", ".join(f"{k}={v}" for k, v in shown.items() if not isinstance(v, dict))
         if row["trained"] is None:
-            lines.append(f"{row['method']:<14}{'-':>14}{'':>9}{'-':>14}{'':>9}  {row['note']}")
+            lines.append(f"{row['method']:<{width}}{'-':>14}{'':>9}{'-':>14}{'':>9}  {row['note']}")
             continue
         note = f" ({row['note']})" if row["note"] else ""
         lines.append(
-            f"{row['method']:<14}{row['trained']:>14,}{row['trained_pct']:>8.3f}%"
+            f"{row['method']:<{width}}{row['trained']:>14,}{row['trained_pct']:>8.3f}%"
             f"{row['stored']:>14,}{row['stored_pct']:>8.3f}%  {settings}{note}"
         )
     return "\n".join(lines)

@@ -31,6 +31,20 @@ def fresh_python(code: str) -> str:
     ).stdout
 
 
+def bench_here(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """`python -m bench ARGS` in this process: (exit status, stdout, stderr)."""
+    from bench.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["bench", *args])
+    try:
+        main()
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 def bench(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """`python -m bench ARGS` as a user runs it (in the repository unless `cwd`), to the end."""
     env = {**os.environ, "COLUMNS": "200"}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
@@ -88,6 +89,15 @@ class EncodedSource:
         self.mask = self.mask[rows]
 
 
+@dataclass(frozen=True)
+class Export:
+    """What `AdaptedLM.export` wrote into a folder, in a library's own format."""
+
+    format: str  # transformers | peft | adapters
+    loads_with: str  # Python that loads it: DIR is the folder, BASE the base model
+    needs_base: bool = True  # it is loaded onto the base model (False: the folder is the model)
+
+
 class AdaptedLM(nn.Module):
     """A language model plus a method's parameters. The default trains and stores the whole base."""
 
@@ -118,6 +128,13 @@ class AdaptedLM(nn.Module):
         logits, _ = self(batch.input_ids, batch.attention_mask, source=batch.source)
         return target_loss(logits, batch.labels)
 
+    def start_training(self, total_steps: int) -> None:
+        """Called once before the first optimizer step, with the number of steps to come."""
+
+    def after_step(self, step: int) -> None:
+        """Called after optimizer step `step` (from 0), before its gradients are cleared (a
+        method that reads them, such as AdaLoRA's rank allocation)."""
+
     def finalize(self) -> None:
         """Called once after training: drop what only training needs (e.g. a reparametrization)."""
 
@@ -132,6 +149,19 @@ class AdaptedLM(nn.Module):
             raise ValueError(
                 f"stored state does not fit: missing {missing}, unexpected {unexpected}"
             )
+
+    # --- outside the harness ----------------------------------------------------------------
+    def export(self, folder: Path) -> Export | None:
+        """Write the trained model into `folder` in the format its users load it with; None
+        where no library has one (the harness's own folder is written instead). The default,
+        for methods that store the whole base: a transformers `save_pretrained` folder."""
+        self.base.save_pretrained(folder)
+        auto = "AutoModelForSeq2SeqLM" if self.is_encoder_decoder else "AutoModelForCausalLM"
+        return Export("transformers", f"transformers.{auto}.from_pretrained(DIR)", False)
+
+    def parts(self) -> dict[str, AdaptedLM]:
+        """A hybrid that decodes with other trained models: role -> model (exported apart)."""
+        return {}
 
     # --- what the model sees before the input ----------------------------------------------
     prefix_length: int = 0  # key/value positions every (decoder) self-attention layer starts with

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 
 from bench.engine.adapted import AdaptedLM, BuildContext, build_method, count
 from bench.engine.loading import meta_model
@@ -41,7 +42,13 @@ def _build(
 
 def _row(spec: str, name: str, base: int) -> dict[str, Any]:
     method = METHODS.get(name)
-    settings = method.Settings()
+    try:
+        settings = method.Settings()
+    except ValidationError:  # e.g. `peft`: its presets are its defaults
+        fields = method.Settings.model_fields.items()
+        required = ", ".join(field for field, info in fields if info.is_required())
+        note = f"no default settings (give {required}; its presets have them)"
+        return {"method": name, "settings": {}, "trained": None, "stored": None, "note": note}
     row: dict[str, Any] = {"method": name, "settings": settings.model_dump(mode="json")}
     try:
         model, trained, dependencies = _build(spec, method, settings)

@@ -335,6 +335,7 @@ def train(
     first_epoch, skip = resume(saved, model, optimization, result, order_rng)
     started = time.time() - result.seconds
     losses, shown = StepLosses(), {}
+    model.start_training(int(total_steps))
     model.train()
     with (
         compiled(model, config.compile),
@@ -352,6 +353,7 @@ def train(
                 scaler.step(optimizer)  # not fp16: optimizer.step()
                 scaler.update()
                 scheduler.step()
+                model.after_step(result.steps)
                 optimizer.zero_grad(set_to_none=True)
                 losses.add(result.steps, micro)
                 result.steps += 1

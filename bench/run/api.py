@@ -42,6 +42,8 @@ def run_grid(
     results_dir: str | Path = "results",
     data_dir: str | Path | None = None,
     model: str | None = None,
+    overrides: tuple[str, ...] = (),
+    seeds: list[int] | None = None,
     force: bool = False,
     plugins: tuple[str, ...] = (),
     console: Console | None = None,
@@ -54,11 +56,10 @@ def run_grid(
     trained and evaluated, then the grid's report is written. Bad input raises
     `bench.errors.UserError` before anything is written; Ctrl-C (KeyboardInterrupt) leaves every
     finished cell stored, and a running cell's training state (saved every
-    `checkpoint_minutes`), where the next run resumes.
-
+    `checkpoint_minutes`), where the next run resumes. `overrides` ("train.lr=1e-4", ...) and
+    `seeds` change the grid as `run --set` and `--seeds` do (`bench.spec.overrides`).
     `executor`, as `run --executor` (`bench.run.executor.make_executor`): "auto", "process"
-    (`cpus_per_cell` threads a cell), "local" or "ray"; `ray` holds Ray's options, and the
-    retries of a cell whose worker died."""
+    (`cpus_per_cell` threads a cell), "local" or "ray"; `ray`: Ray's options and retries."""
     from rich.console import Console
 
     from bench.progress import make_progress
@@ -74,7 +75,7 @@ def run_grid(
 
     results = Path(results_dir)
     _check_options(checkpoint_minutes, executor, cpus_per_cell)
-    spec, spec_text = load_grid(str(grid), model, plugins)
+    spec, spec_text = load_grid(str(grid), model, plugins, tuple(overrides), seeds)
     check_claim_metrics(spec)
     check_results_dir(results)
     report_dir = inside(results, f"reports/{spec.name}")

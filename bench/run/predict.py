@@ -84,12 +84,7 @@ def predict_with_cell(
     results_dir: Path, cell_id: str, inputs: list[str], sets: tuple[str, ...]
 ) -> list[Prediction]:
     """Decode `inputs` (task sources) with the finished cell's method and decode settings."""
-    store = Store.open_existing(results_dir)
-    try:
-        cell = _finished_cell(store, results_dir, cell_id)
-        model, tokenizer = _stored_model(store, results_dir, cell)
-    finally:
-        store.close()
+    cell, model, tokenizer = load_finished(results_dir, cell_id)
     config = with_overrides(cell.decode, sets)
     window = fit_to_positions(
         cell.model_copy(update={"decode": config}), model.base.config, model.prefix_length
@@ -149,7 +144,20 @@ def _decode(
     ]
 
 
-def _finished_cell(store: Store, results_dir: Path, cell_id: str) -> Cell:
+def load_finished(
+    results_dir: Path, cell_id: str
+) -> tuple[Cell, AdaptedLM, PreTrainedTokenizerBase]:
+    """A finished cell's config, trained model and tokenizer, its files checked first."""
+    store = Store.open_existing(results_dir)
+    try:
+        cell = finished_cell(store, results_dir, cell_id)
+        model, tokenizer = stored_model(store, results_dir, cell)
+    finally:
+        store.close()
+    return cell, model, tokenizer
+
+
+def finished_cell(store: Store, results_dir: Path, cell_id: str) -> Cell:
     """The cell's config, once its row says done and its files are the ones stored with it."""
     run = store.run(cell_id)
     if run is None:
@@ -176,12 +184,12 @@ def _finished_cell(store: Store, results_dir: Path, cell_id: str) -> Cell:
     return cell
 
 
-def _stored_model(
+def stored_model(
     store: Store, results_dir: Path, cell: Cell
 ) -> tuple[AdaptedLM, PreTrainedTokenizerBase]:
     """The cell's trained method and tokenizer; a hybrid's with the stored cells it reuses."""
     reused = {
-        role: _stored_model(store, results_dir, _finished_cell(store, results_dir, dependency))[0]
+        role: stored_model(store, results_dir, finished_cell(store, results_dir, dependency))[0]
         for role, dependency in cell.depends.items()
     }
     return load_stored_model(cell_dir(results_dir, cell.id), reused)

@@ -12,11 +12,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import ValidationError
 
 from bench.errors import UserError, did_you_mean
 from bench.spec.claims import Claim
 from bench.spec.model_specs import checkpoint_id
+from bench.spec.overrides import apply_overrides
 from bench.spec.registry import METHODS, TASKS, load_plugins
 from bench.spec.settings import Cell, GridSpec, MethodEntry, TaskEntry, TrainConfig
 from bench.spec.strict_yaml import check_text, load_yaml
@@ -27,12 +29,18 @@ MAX_GRID_BYTES = 2**20  # the largest preset is 2.4 KB
 
 
 def load_grid(
-    ref: str | None, model_override: str | None = None, plugins: tuple[str, ...] = ()
+    ref: str | None,
+    model_override: str | None = None,
+    plugins: tuple[str, ...] = (),
+    overrides: tuple[str, ...] = (),
+    seeds: list[int] | None = None,
 ) -> tuple[GridSpec, str]:
     """A preset name or a YAML path -> (validated spec, its YAML text).
 
     `plugins` (from `--plugin`) and the grid's own `plugins:` are imported before its names are
-    checked, so that the methods and tasks they register are known."""
+    checked, so that the methods and tasks they register are known. `overrides` (`--set
+    KEY=VALUE`) and `seeds` (`--seeds`) change the YAML before it is validated
+    (`bench.spec.overrides`); the text returned is then the changed grid's."""
     path = preset_path(ref or DEFAULT_GRID)
     try:
         text = path.read_bytes().decode("utf-8")
@@ -45,6 +53,15 @@ def load_grid(
     if model_override:
         check_text(model_override, "--model")
         raw["model"] = model_override
+    if plugins or raw.get("plugins"):  # their methods' settings are known to --set
+        load_plugins([*plugins, *(p for p in raw.get("plugins") or [] if isinstance(p, str))])
+    apply_overrides(raw, overrides)
+    if seeds is not None:
+        raw["seeds"] = seeds
+    if overrides or seeds is not None:
+        seeds_text = [] if seeds is None else [f"--seeds {','.join(map(str, seeds))}"]
+        changes = " ".join([*(f"--set {a}" for a in overrides), *seeds_text])
+        text = f"# {path.name} with {changes}\n" + yaml.safe_dump(raw, sort_keys=False)
     try:
         spec = GridSpec.model_validate(raw)
     except ValidationError as error:

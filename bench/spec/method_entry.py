@@ -25,6 +25,7 @@ class Method:
     model: ClassVar[str | type | None] = None  # "module:Class", or the class itself
     description: ClassVar[str] = ""
     keeps_dependencies: ClassVar[bool] = False  # hybrids that need their dependencies to decode
+    source: ClassVar[str] = "bench"  # whose implementation: bench (ours) or the library's name
     # "module:function" of the same method built by the library a user would reach for (PEFT,
     # adapters, transformers), `(base, settings, derived) -> (model, what it is)`: the plain
     # side `bench perf device` measures the method against; None: not measured there.

@@ -127,11 +127,17 @@ def register_method(
     description: str = "",
     keeps_dependencies: bool = False,
     plain: str | None = None,
+    source: str | None = None,
 ) -> type[Method]:
     """Register a method in one call: its settings class and its `AdaptedLM` class (or its
     import path, "package.module:Class", so that validating a grid never imports it); `plain`:
     the import path ("package.module:function") of its plain-library equivalent, which
-    `bench perf device` races it against."""
+    `bench perf device` races it against; `source`: whose implementation it is (`bench list
+    methods` shows it): a library's name for a method it supplies whole; by default "bench"
+    for ours and a plugin's top-level package for its methods."""
+    if source is None:
+        module = settings.__module__
+        source = "bench" if module.startswith("bench.") else module.split(".")[0]
     method = type(
         f"{settings.__name__.removesuffix('Settings') or 'Custom'}Method",
         (Method,),
@@ -141,6 +147,7 @@ def register_method(
             "description": description,
             "keeps_dependencies": keeps_dependencies,
             "plain": plain,
+            "source": source,
             "__module__": settings.__module__,
         },
     )

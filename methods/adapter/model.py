@@ -21,6 +21,7 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import adapters
@@ -28,7 +29,14 @@ import torch
 from adapters import BnConfig, DoubleSeqBnConfig, SeqBnConfig
 from transformers import PreTrainedModel
 
-from bench.engine.adapted import AdaptedLM, BuildContext, count, load_trained_state, trained_state
+from bench.engine.adapted import (
+    AdaptedLM,
+    BuildContext,
+    Export,
+    count,
+    load_trained_state,
+    trained_state,
+)
 from bench.methods.adapter.config import AdapterSettings
 
 LI_LIANG = partial(
@@ -97,6 +105,14 @@ class AdapterLM(AdaptedLM):
             "reduction_factor": self.factor,
             "actual_share": self.share,
         }
+
+    def export(self, folder: Path) -> Export:
+        """The `adapters` library's own `save_adapter` folder."""
+        self.base.save_adapter(str(folder), NAME)
+        return Export(
+            "adapters",
+            "adapters.init(BASE); BASE.set_active_adapters(BASE.load_adapter(str(DIR)))",
+        )
 
     def stored_state(self) -> dict[str, torch.Tensor]:
         return trained_state(self.base)

@@ -70,6 +70,9 @@ class EnsembleLM(AdaptedLM):
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError("an ensemble has no single forward; it decodes through its scorer")
 
+    def parts(self) -> dict[str, AdaptedLM]:
+        return {"prefix": self.prefix_model, "finetune": self.finetuned}
+
     def stored_state(self) -> dict[str, torch.Tensor]:
         return {}
 

@@ -19,6 +19,8 @@ Decoder-only models only.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 from transformers import DynamicCache, PreTrainedModel
@@ -123,6 +125,10 @@ class InfixLM(PrefixLM):
             use_cache=True,
         )
         return out.logits, out.past_key_values
+
+    def export(self, folder: Path) -> None:
+        """No library has an infix: the harness's own folder is written."""
+        return None
 
     def stored_state(self) -> dict[str, torch.Tensor]:
         state = super().stored_state()

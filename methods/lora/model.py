@@ -3,10 +3,13 @@
 PEFT injects the LoRA layers into the base in place (`inject_adapter_in_model`), so the engine
 keeps talking to the transformers model and its cache. `target_modules` defaults to PEFT's
 choice for the architecture (GPT-2: the fused `c_attn`, BART: `q_proj` and `v_proj`). Only the
-LoRA weights are stored, in PEFT's own state-dict format.
+LoRA weights are stored, keyed as PEFT names them inside the transformers model (without the
+`base_model.model.` that a `PeftModel` adds); `export` writes them as a PEFT adapter folder.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 from peft import (
@@ -18,7 +21,8 @@ from peft import (
 from transformers import PreTrainedModel
 from transformers.pytorch_utils import Conv1D
 
-from bench.engine.adapted import AdaptedLM, BuildContext
+from bench.engine.adapted import AdaptedLM, BuildContext, Export
+from bench.engine.peft_folder import write_peft_folder
 from bench.methods.lora.config import LoraSettings
 
 
@@ -36,9 +40,16 @@ class LoraLM(AdaptedLM):
         )
         inject_adapter_in_model(config, base)
         super().__init__(base)
+        self.config = config
 
     def stored_state(self) -> dict[str, torch.Tensor]:
         return {k: v.detach() for k, v in get_peft_model_state_dict(self.base).items()}
+
+    def export(self, folder: Path) -> Export:
+        task = "SEQ_2_SEQ_LM" if self.is_encoder_decoder else "CAUSAL_LM"
+        config = LoraConfig(**{**self.config.to_dict(), "task_type": task, "inference_mode": True})
+        state = {f"base_model.model.{k}": v for k, v in self.stored_state().items()}
+        return write_peft_folder(folder, config, state)
 
     def load_stored(self, state: dict[str, torch.Tensor]) -> None:
         result = set_peft_model_state_dict(self.base, state)

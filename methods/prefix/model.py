@@ -32,13 +32,14 @@ values of them.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 from transformers import DynamicCache, EncoderDecoderCache, PreTrainedModel
 
-from bench.engine.adapted import AdaptedLM, BuildContext
+from bench.engine.adapted import AdaptedLM, BuildContext, Export
 from bench.errors import UserError
 from bench.methods.prefix.config import PrefixSettings
 
@@ -280,6 +281,32 @@ class PrefixLM(AdaptedLM):
         if any(site.mlp is not None for site in self.sites.values()):
             raise RuntimeError("finalize() the prefix before storing it")
         return {name: site.tensor().detach().contiguous() for name, site in self.sites.items()}
+
+    def export(self, folder: Path) -> Export | None:
+        """GPT-2: PEFT's prefix tuning in its MLP-free form (`prefix_projection` off), the stored
+        activations as its `prompt_embeddings`, whose rows PEFT reads in the paper's layout
+        (layer-major, then key/value, heads, head dims). PEFT numbers positions after the
+        prefix, as the paper's code and ours do. BART's three prefixes have no PEFT form
+        (PEFT prefixes the decoder only): None."""
+        if self.is_encoder_decoder:
+            return None
+        from peft import PrefixTuningConfig
+
+        from bench.engine.peft_folder import write_peft_folder
+
+        config = self.base.config
+        activations = self.sites["prefix"]
+        peft_config = PrefixTuningConfig(
+            task_type="CAUSAL_LM",
+            num_virtual_tokens=self.prefix_length,
+            num_layers=config.num_hidden_layers,
+            token_dim=config.hidden_size,
+            num_attention_heads=config.num_attention_heads,
+            prefix_projection=False,
+            inference_mode=True,
+        )
+        rows = activations.tensor().permute(3, 0, 1, 2, 4).reshape(self.prefix_length, -1)
+        return write_peft_folder(folder, peft_config, {"prompt_embeddings": rows})
 
     def load_stored(self, state: dict[str, torch.Tensor]) -> None:
         if set(state) != set(self.sites):

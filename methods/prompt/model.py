@@ -11,13 +11,14 @@ as for prefix-tuning. Decoder-only models only.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 from transformers import DynamicCache, PreTrainedModel
 
-from bench.engine.adapted import AdaptedLM, BuildContext
+from bench.engine.adapted import AdaptedLM, BuildContext, Export
 from bench.errors import UserError
 from bench.methods.prompt.config import PromptSettings
 
@@ -62,6 +63,29 @@ class PromptLM(AdaptedLM):
             with torch.no_grad():
                 self.embeddings = nn.Parameter(self._embeddings().clone(), requires_grad=False)
             self.mlp = None
+
+    def export(self, folder: Path) -> Export:
+        """PEFT's prompt tuning with the stored embeddings as its `prompt_embeddings`. PEFT
+        concatenates them to the input's embeddings and numbers positions over both, as the
+        harness does for inputs without left padding (a left-padded row's positions count its
+        padding in PEFT's forward, not in ours)."""
+        from peft import PromptTuningConfig
+
+        from bench.engine.peft_folder import write_peft_folder
+
+        config = self.base.config
+        peft_config = PromptTuningConfig(
+            task_type="CAUSAL_LM",
+            num_virtual_tokens=self.prefix_length,
+            token_dim=config.hidden_size,
+            num_layers=config.num_hidden_layers,
+            num_attention_heads=config.num_attention_heads,
+            num_transformer_submodules=1,
+            inference_mode=True,
+        )
+        if self.mlp is not None:
+            raise RuntimeError("finalize() the prompt before exporting it")
+        return write_peft_folder(folder, peft_config, {"prompt_embeddings": self.embeddings})
 
     def stored_state(self) -> dict[str, torch.Tensor]:
         if self.mlp is not None:

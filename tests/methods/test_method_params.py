@@ -3,23 +3,10 @@
 from __future__ import annotations
 
 import json
-import sys
 
-from bench import cli
 from bench.engine.params import parameter_table
 from bench.spec.registry import METHODS
-
-
-def bench(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """`python -m bench ARGS` in this process: (exit status, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["bench", *args])
-    status = 0
-    try:
-        cli.main()
-    except SystemExit as done:
-        status = done.code
-    out, err = capsys.readouterr()
-    return status, out, err
+from tests.runs import bench_here as bench
 
 
 def test_gpt2_medium_table_lists_every_method_with_the_paper_arithmetic(monkeypatch, capsys):
@@ -37,6 +24,30 @@ def test_gpt2_medium_table_lists_every_method_with_the_paper_arithmetic(monkeypa
     assert rows["ensemble"]["trained"] == 0
     assert rows["ensemble"]["stored"] == table["base"] + 491_520
     assert rows["adapter"]["derived"]["bottleneck"] == 215  # li-liang: one adapter per block
+    assert rows["peft"]["trained"] is None and "give config" in rows["peft"]["note"]
+    assert rows["peft-lora"]["trained"] == rows["lora"]["trained"] == 786_432
+    assert "Conv1D" in rows["peft-loha"]["note"]  # PEFT's own reason
+
+
+def test_peft_counts_are_peft_s_own():
+    """Trained: `get_nb_trainable_parameters` of PEFT's model; stored: the tensors of its saved
+    state, on gpt2-medium's config (the meta device)."""
+    import torch
+    from peft import get_peft_model, get_peft_model_state_dict
+
+    from bench.engine.loading import meta_model
+    from bench.methods.peft.config import peft_config
+
+    rows = {row["method"]: row for row in parameter_table("gpt2-medium")["methods"]}
+    for name in ("peft-lora", "peft-ia3", "peft-vera", "peft-adalora", "peft-ln-tuning"):
+        config = METHODS.get(name).Settings().config
+        with torch.device("meta"):
+            peft_model = get_peft_model(
+                meta_model("random:gpt2-medium"), peft_config(config, "CAUSAL_LM")
+            )
+        trained = peft_model.get_nb_trainable_parameters()[0]
+        stored = sum(t.numel() for t in get_peft_model_state_dict(peft_model).values())
+        assert (rows[name]["trained"], rows[name]["stored"]) == (trained, stored), name
 
 
 def test_bart_large_counts_three_prefixes_and_names_what_it_cannot_adapt():

@@ -16,6 +16,7 @@ from bench.engine.loading import load_model
 from bench.engine.record import STORED
 from bench.results.store import Store, cell_dir
 from tests.e2e.test_bad_input import snapshot
+from tests.runs import bench_here as bench
 
 PROMPTS = ["name : The Golden Crown | food : Italian", "Varhaton : country : Avalia"]
 # Trained enough (about 10 s) that outputs are text; min_new_tokens keeps every output non-empty.
@@ -34,18 +35,6 @@ methods:
 train: {epochs: 3, batch_size: 8}
 decode: {num_beams: 3, max_new_tokens: 20, min_new_tokens: 4}
 """
-
-
-def bench(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """`python -m bench ARGS` in this process: (exit status, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["bench", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def predict(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:

@@ -138,7 +138,7 @@ def test_a_plugin_named_on_the_command_line_registers_its_method(plugin_path, tm
     assert plain.returncode == 0 and "bitfit" not in plain.stdout
     listed = bench(tmp_path, "list", "methods", "--plugin", "mymethods.bitfit")
     assert listed.returncode == 0, listed.stderr
-    assert "bitfit\tBitFit: bias terms only" in listed.stdout.splitlines()
+    assert "bitfit\tmymethods\tBitFit: bias terms only" in listed.stdout.splitlines()
 
 
 def test_a_plugin_task_is_listed_under_its_registered_name(plugin_path, tmp_path):
@@ -154,7 +154,7 @@ def test_an_installed_entry_point_plugin_loads_by_itself(plugin_path, tmp_path):
     (info / "entry_points.txt").write_text("[bench.plugins]\nbitfit = mymethods.bitfit\n")
     listed = bench(tmp_path, "list", "methods")
     assert listed.returncode == 0, listed.stderr
-    assert "bitfit\tBitFit: bias terms only" in listed.stdout.splitlines()
+    assert "bitfit\tmymethods\tBitFit: bias terms only" in listed.stdout.splitlines()
 
 
 @pytest.mark.parametrize(

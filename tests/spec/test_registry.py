@@ -49,7 +49,8 @@ def test_each_method_is_a_class_with_torch_free_settings():
     for name in METHODS.names():
         method = METHODS.get(name)
         assert issubclass(method, Method) and method.description
-        assert method.Settings.__module__ == f"bench.methods.{name.replace('-', '_')}.config"
+        folder = name.replace("-", "_") if method.source == "bench" else method.source
+        assert method.Settings.__module__ == f"bench.methods.{folder}.config"
     ensemble = METHODS.get("ensemble")
     roles = ensemble.dependencies(ensemble.Settings())
     assert {role: name for role, (name, _) in roles.items()} == {
