@@ -146,19 +146,29 @@ def export_rows(store: Store, grid: str | None, format_: str, stream: IO[str]) -
 
 
 def data_stats(table: dict[str, dict[str, dict[str, Any]]], console: Console) -> None:
-    """Inputs and references per task and split; absent files with the reason; then the pools
-    of splits selected by a rule, where the task reports them."""
+    """Inputs and references per task and split; absent files with the reason (one line for a
+    task whose every split is absent for the same reason, which says how to get it); then the
+    pools of splits selected by a rule, where the task reports them."""
     out = Table("task", "split", "inputs", "references", "note")
     for task, splits in table.items():
+        reasons = {row.get("reason") for row in splits.values()}
+        if len(splits) > 1 and len(reasons) == 1 and None not in reasons:
+            every = f"all {len(splits)}"
+            out.add_row(task, every, "-", "-", Text(f"absent: {reasons.pop()}"))
+            continue
         for split, row in splits.items():
             if "inputs" in row:
                 out.add_row(task, split, f"{row['inputs']:,}", f"{row['references']:,}", "")
             else:
                 out.add_row(task, split, "-", "-", Text(f"absent: {row['reason']}"))
     console.print(out)
-    pools = [
-        (t, s, row["pool"]) for t, rows in table.items() for s, row in rows.items() if "pool" in row
-    ]
+    pools = []
+    for task, splits in table.items():
+        rows = [(split, row["pool"]) for split, row in splits.items() if "pool" in row]
+        reasons = {pool.get("reason") for _, pool in rows}
+        if len(rows) > 1 and len(reasons) == 1 and None not in reasons:
+            rows = [(f"all {len(rows)}", rows[0][1])]  # one line: the same reason for each
+        pools += [(task, split, pool) for split, pool in rows]
     if pools:
         console.print(_pool_table(pools))
 

@@ -454,3 +454,21 @@ def test_low_data_cells_are_sizes_x_samples_x_seeds():
         (100, 2),
         (None, 0),
     }
+
+
+def test_data_stats_prints_one_line_for_a_task_whose_files_are_all_absent(monkeypatch, tmp_path):
+    """Without a data dir (and no hub: offline) each task's splits fail for one reason."""
+    from rich.console import Console
+
+    from bench.data.stats import all_stats
+    from bench.reports import terminal
+
+    console = Console(record=True, width=300)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("BENCH_DATA_DIR", str(tmp_path))  # empty: not a cached copy
+    terminal.data_stats(all_stats(None, ["e2e", "mini-e2e"]), console)
+    lines = [line for line in console.export_text().splitlines() if "│" in line]
+    e2e = [line for line in lines if line.split("│")[1].strip() == "e2e"]
+    assert len(e2e) == 1 and "all 3" in e2e[0] and "absent: " in e2e[0]
+    mini = [line for line in lines if line.split("│")[1].strip() == "mini-e2e"]
+    assert len(mini) == 3  # counted splits keep a line each
