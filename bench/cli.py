@@ -314,7 +314,7 @@ def export(
             raise UserError("--format model writes a folder: pass --out DIR (a new folder)")
         described = export_model(results_dir, cell_id, out)
         console.print(
-            f"wrote {out} ({described['format']}): load with {described['loads_with']}",
+            f"wrote {out} ({described['format']}); its README.md has the code that loads it",
             markup=False,
         )
         return

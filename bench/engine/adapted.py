@@ -94,7 +94,7 @@ class Export:
     """What `AdaptedLM.export` wrote into a folder, in a library's own format."""
 
     format: str  # transformers | peft | adapters
-    loads_with: str  # Python that loads it: DIR is the folder, BASE the base model
+    loads_with: str  # Python that sets `model` from DIR (the folder) and BASE (the base model)
     needs_base: bool = True  # it is loaded onto the base model (False: the folder is the model)
 
 
@@ -157,7 +157,7 @@ class AdaptedLM(nn.Module):
         for methods that store the whole base: a transformers `save_pretrained` folder."""
         self.base.save_pretrained(folder)
         auto = "AutoModelForSeq2SeqLM" if self.is_encoder_decoder else "AutoModelForCausalLM"
-        return Export("transformers", f"transformers.{auto}.from_pretrained(DIR)", False)
+        return Export("transformers", f"model = transformers.{auto}.from_pretrained(DIR)", False)
 
     def parts(self) -> dict[str, AdaptedLM]:
         """A hybrid that decodes with other trained models: role -> model (exported apart)."""

@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 
 from bench.engine.adapted import Export
 
-LOADS_WITH = "peft.PeftModel.from_pretrained(BASE, DIR)"
+LOADS_WITH = "model = peft.PeftModel.from_pretrained(BASE, DIR)"
 
 
 def write_peft_folder(folder: Path, config: PeftConfig, state: dict[str, torch.Tensor]) -> Export:

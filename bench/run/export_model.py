@@ -33,18 +33,30 @@ from bench.run.predict import load_finished
 from bench.spec.model_specs import RANDOM_PREFIX
 from bench.spec.settings import Cell
 
-BENCH_FOLDER = Export("bench", "bench.engine.cell.load_stored_model(DIR)[0]", needs_base=False)
+# What the loading code in a folder's README imports, by format.
+IMPORTS = {
+    "peft": "import peft\nimport transformers",
+    "adapters": "import adapters\nimport transformers",
+    "transformers": "import transformers",
+    "bench": "import bench.engine.cell",
+}
+BENCH_FOLDER = Export(
+    "bench", "model = bench.engine.cell.load_stored_model(DIR)[0]", needs_base=False
+)
 
 
 def export_model(results_dir: Path, cell_id: str, out: Path) -> dict[str, Any]:
     """Write cell `cell_id`'s model into the new folder `out`; returns its `bench_export.json`."""
     check_out(out)
     cell, model, tokenizer = load_finished(results_dir, cell_id)
+    parts = {role: load_finished(results_dir, part)[0] for role, part in cell.depends.items()}
     building = out.parent / f".{out.name}.partial-{os.getpid()}"
+    if building.is_symlink() or building.is_file():  # a leftover, never followed
+        building.unlink()
     shutil.rmtree(building, ignore_errors=True)
     building.mkdir()
     try:
-        described = write_model(model, tokenizer, cell, building)
+        described = write_model(model, tokenizer, cell, building, parts)
         if out.exists():  # an empty folder (check_out)
             out.rmdir()
         building.rename(out)
@@ -65,16 +77,20 @@ def check_out(out: Path) -> None:
 
 
 def write_model(
-    model: AdaptedLM, tokenizer: PreTrainedTokenizerBase, cell: Cell, folder: Path
+    model: AdaptedLM,
+    tokenizer: PreTrainedTokenizerBase,
+    cell: Cell,
+    folder: Path,
+    part_cells: dict[str, Cell],
 ) -> dict[str, Any]:
+    """`model` (of `cell`) into `folder`; a hybrid's parts, each as its own cell (`part_cells`:
+    role -> the stored cell it reuses), under `parts/ROLE`."""
     parts = model.parts()
     if parts:
         for role, part in parts.items():
             (folder / "parts" / role).mkdir(parents=True)
-            write_model(part, tokenizer, cell, folder / "parts" / role)
-        written = Export(
-            "parts", "see parts/*/README.md; mix their next-token distributions", False
-        )
+            write_model(part, tokenizer, part_cells[role], folder / "parts" / role, {})
+        written = Export("parts", "# each of parts/*: see its README.md", False)
     else:
         written = model.export(folder) or _bench_folder(model, cell, folder)
     tokenizer.save_pretrained(str(folder))
@@ -146,18 +162,11 @@ def readme(described: dict[str, Any], cell: Cell) -> str:
             "",
         ]
         return "\n".join(lines)
-    lines.append("```python")
+    library = IMPORTS.get(described["format"], "import transformers")  # a plugin's: its own
+    lines += ["```python", "from pathlib import Path", "", library, "", "DIR = Path('.')"]
     if base is not None:
-        lines += [
-            "from pathlib import Path",
-            f"import peft, adapters, transformers  # {described['format']} loads this folder",
-            "",
-            "DIR = Path('.')  # this folder",
-            f"BASE = transformers.{base['load']}  # {base['spec']}",
-        ]
-    else:
-        lines += ["from pathlib import Path", "import bench, transformers", "", "DIR = Path('.')"]
-    lines += [f"model = {described['loads_with']}", "```", ""]
+        lines.append(f"BASE = transformers.{base['load']}  # {base['spec']}")
+    lines += [described["loads_with"], "```", ""]
     if base is not None and base["saved_in"] is None:
         lines.append(f"The base model is `{base['spec']}` (not included).")
     elif base is not None:

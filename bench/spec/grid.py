@@ -53,8 +53,9 @@ def load_grid(
     if model_override:
         check_text(model_override, "--model")
         raw["model"] = model_override
-    if plugins or raw.get("plugins"):  # their methods' settings are known to --set
-        load_plugins([*plugins, *(p for p in raw.get("plugins") or [] if isinstance(p, str))])
+    if overrides:  # --set names a plugin method's settings: register it first
+        named = raw.get("plugins") if isinstance(raw.get("plugins"), list) else []
+        load_plugins([*plugins, *(p for p in named if isinstance(p, str))])
     apply_overrides(raw, overrides)
     if seeds is not None:
         raw["seeds"] = seeds
@@ -149,8 +150,7 @@ def claim_label(spec: GridSpec, ref: str) -> str:
         raise UserError(f"method {ref!r} has several labels here ({', '.join(named)}); name one")
     known = list(dict.fromkeys([*labels, *(entries[0].name for entries in labels.values())]))
     raise UserError(
-        f"no method {ref!r} in this grid; {did_you_mean(ref, known)}"
-        f"its labels: {', '.join(labels)}"
+        f"no method {ref!r} in this grid; {did_you_mean(ref, known)}its labels: {', '.join(labels)}"
     )
 
 

@@ -68,7 +68,8 @@ def _set_method(raw: dict[str, Any], path: list[str], value: Any, where: str) ->
             f"{where}: write methods.NAME.settings.KEY=VALUE or methods.NAME.train.KEY=VALUE"
         )
     ref, section, keys = path[0], path[1], path[2:]
-    entries = [e for e in raw.get("methods") or [] if isinstance(e, dict)]
+    methods = raw.get("methods")
+    entries = [e for e in methods if isinstance(e, dict)] if isinstance(methods, list) else []
     chosen = (
         [entries[int(ref)]]
         if ref.isdigit() and int(ref) < len(entries)

@@ -111,7 +111,8 @@ class AdapterLM(AdaptedLM):
         self.base.save_adapter(str(folder), NAME)
         return Export(
             "adapters",
-            "adapters.init(BASE); BASE.set_active_adapters(BASE.load_adapter(str(DIR)))",
+            "adapters.init(BASE)\nBASE.set_active_adapters(BASE.load_adapter(str(DIR)))\n"
+            "model = BASE",
         )
 
     def stored_state(self) -> dict[str, torch.Tensor]:

@@ -114,12 +114,23 @@ def test_a_peft_folder_loads_with_peft_and_gives_the_harness_s_logits(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         theirs = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(out / "base"), out)
+        assert isinstance(readme_model(out, monkeypatch), PeftModel)  # its README's code
     ids, mask, positions = left_padded(tokenizer)
     real = mask.bool()
     with torch.no_grad():
         logits, _ = ours(ids, mask)
         peft_logits = theirs.eval()(input_ids=ids, attention_mask=mask, position_ids=positions)
     torch.testing.assert_close(logits[real], peft_logits.logits[real], atol=1e-5, rtol=0)
+
+
+def readme_model(folder: Path, monkeypatch):
+    """What the loading code in the folder's README builds, run in the folder."""
+    code = (folder / "README.md").read_text().split("```python\n")[1].split("```")[0]
+    namespace: dict = {}
+    with monkeypatch.context() as inside:
+        inside.chdir(folder)
+        exec(compile(code, "README.md", "exec"), namespace)
+    return namespace["model"]
 
 
 @pytest.mark.slow
@@ -146,6 +157,7 @@ def test_finetuned_adapter_ensemble_and_infix_folders_load(results, tmp_path, mo
     ids, mask, positions = left_padded(tokenizer)
     real = mask.bool()
     theirs = AutoModelForCausalLM.from_pretrained(out).eval()
+    assert type(readme_model(out, monkeypatch)) is type(theirs)
     with torch.no_grad():
         expected = ours(ids, mask)[0][real]
         got = theirs(input_ids=ids, attention_mask=mask, position_ids=positions).logits[real]
@@ -156,19 +168,24 @@ def test_finetuned_adapter_ensemble_and_infix_folders_load(results, tmp_path, mo
     base = AutoModelForCausalLM.from_pretrained(out / "base")
     adapters.init(base)
     base.set_active_adapters(base.load_adapter(str(out)))
+    assert readme_model(out, monkeypatch).active_adapters is not None
     with torch.no_grad():
         expected = ours(ids, mask)[0][real]
         got = base.eval()(input_ids=ids, attention_mask=mask, position_ids=positions).logits[real]
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
 
-    out, _ = exported(results, tmp_path, monkeypatch, capsys, "ensemble")
+    out, cell = exported(results, tmp_path, monkeypatch, capsys, "ensemble")
     described = json.loads((out / "bench_export.json").read_text())
     assert described["format"] == "parts" and described["parts"] == ["finetune", "prefix"]
-    assert json.loads((out / "parts/prefix/bench_export.json").read_text())["format"] == "peft"
+    prefix_part = json.loads((out / "parts/prefix/bench_export.json").read_text())
+    assert prefix_part["format"] == "peft"
+    depends = json.loads((cell_dir(results, cell) / "cell.json").read_text())["depends"]
+    assert prefix_part["cell"] == depends["prefix"] and prefix_part["method"] == "prefix"
     assert "parts/prefix" in (out / "README.md").read_text()
 
     out, cell = exported(results, tmp_path, monkeypatch, capsys, "infix")
     assert json.loads((out / "bench_export.json").read_text())["format"] == "bench"
+    assert type(readme_model(out, monkeypatch)).__name__ == "InfixLM"
     again = load_stored_model(out)[0]
     ours = load_stored_model(cell_dir(results, cell))[0]
     with torch.no_grad():

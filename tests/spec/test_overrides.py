@@ -73,6 +73,13 @@ def test_a_bad_override_is_one_line_naming_the_key(assignment, message):
     assert "\n" not in str(error.value)
 
 
+def test_an_override_of_a_grid_whose_methods_are_not_a_list_is_one_line(tmp_path):
+    grid = tmp_path / "g.yaml"
+    grid.write_text("name: g\nmodel: mini-tiny\ntasks: [{name: mini-e2e}]\nmethods: 3\n")
+    with pytest.raises(UserError, match="the grid has no method 'prefix'"):
+        load_grid(str(grid), overrides=("methods.prefix.settings.length=5",))
+
+
 def test_seeds_and_version_on_the_command_line(tmp_path):
     assert parse_seeds("0,1,2") == [0, 1, 2]
     with pytest.raises(UserError, match="--seeds '0,x'"):
