@@ -146,6 +146,9 @@ def _quiet_libraries() -> None:
 @click.option("--seeds", help="run these seeds instead of the grid's, e.g. 0,1,2")
 @click.option("--force", is_flag=True, help="rerun finished cells too")
 @click.option(
+    "--dry-run", is_flag=True, help="print the grid's plan (as `bench plan`) and run nothing"
+)
+@click.option(
     "--check",
     type=click.Path(path_type=Path),
     help="then compare with this baseline (bundle or results dir); exit 1 on a regression",
@@ -194,6 +197,7 @@ def run(
     sets: tuple[str, ...],
     seeds: str | None,
     force: bool,
+    dry_run: bool,
     check: Path | None,
     tolerance: float,
     plugins: tuple[str, ...],
@@ -217,6 +221,12 @@ def run(
     from bench.spec.overrides import parse_seeds
 
     _quiet_libraries()
+    if dry_run:
+        from bench.perf.plan import Target
+
+        target = Target(threads=max(1, int(cpus_per_cell or 1)))
+        _print_plan(grid, target, results_dir, data_dir, model, sets, seeds, plugins, False)
+        return
     baseline = load_source(check) if check is not None else None  # bad input fails first
     ray = RayOptions(ray_address, cpus_per_cell, gpus_per_cell, max_retries)
     try:
@@ -257,6 +267,82 @@ def run(
 
 
 @app.command()
+@click.argument("grid", default="mini")
+@results_dir_option
+@click.option("--data-dir", type=click.Path(path_type=Path), help="official task files")
+@click.option("--model", help="override the grid's model (hub id, path, mini, random:ARCH)")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="as `run --set`")
+@click.option("--seeds", help="as `run --seeds`, e.g. 0,1,2")
+@click.option("--gpu", help="price on this GPU (H100, H200, A100, L40S, L4, A10, V100, T4, ...)")
+@click.option("--peak-tflops", type=FiniteFloat(min=0.001), help="or a GPU of this dense peak")
+@click.option("--mfu", type=FiniteFloat(min=0.0001), help="the GPU's MFU [measured, else 0.3]")
+@click.option(
+    "--mfu-from",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="the MFU per method measured by `perf device --json --out FILE` on that GPU",
+)
+@click.option("--cpus-per-cell", type=click.IntRange(min=1), default=1, show_default=True,
+              help="this machine: torch threads a cell runs with")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+@plugin_option
+def plan(
+    grid: str,
+    results_dir: Path,
+    data_dir: Path | None,
+    model: str | None,
+    sets: tuple[str, ...],
+    seeds: str | None,
+    gpu: str | None,
+    peak_tflops: float | None,
+    mfu: float | None,
+    mfu_from: Path | None,
+    cpus_per_cell: int,
+    as_json: bool,
+    plugins: tuple[str, ...],
+) -> None:
+    """What a grid will cost before it runs: per cell its status in the store, training steps,
+    tokens, FLOPs, peak memory and time, estimated on this machine (from the store's finished
+    cells of the model, else a short calibration run) or on a GPU (its datasheet peak x MFU)."""
+    from bench.perf.plan import Target
+
+    _quiet_libraries()
+    target = Target(gpu, peak_tflops, mfu, mfu_from, cpus_per_cell)
+    _print_plan(grid, target, results_dir, data_dir, model, sets, seeds, plugins, as_json)
+
+
+def _print_plan(
+    grid: str,
+    target: Any,
+    results_dir: Path,
+    data_dir: Path | None,
+    model: str | None,
+    sets: tuple[str, ...],
+    seeds: str | None,
+    plugins: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    from bench.perf.plan import plan_grid
+    from bench.reports.plan_table import plan_table
+    from bench.run.api import checked_data_dir
+    from bench.spec.overrides import parse_seeds
+
+    result = plan_grid(
+        grid,
+        target,
+        results_dir=results_dir,
+        data_dir=checked_data_dir(data_dir),
+        model=model,
+        overrides=sets,
+        seeds=None if seeds is None else parse_seeds(seeds),
+        plugins=plugins,
+    ).as_json()
+    if as_json:
+        print(json.dumps(result, indent=1))
+    else:
+        plan_table(result, console)
+
+
+@app.command()
 @results_dir_option
 @click.option("--grid", help="one grid; all grids in the store if unset")
 @click.option("--intervals", is_flag=True, help="show each score's 95% bootstrap interval")
@@ -293,18 +379,31 @@ def report(results_dir: Path, grid: str | None, intervals: bool) -> None:
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
-    help="bundle: the file to write (gzip JSON); model: the new folder to write",
+    help="json, csv: the file to write (else stdout); bundle: the file (gzip JSON); model: the "
+    "new folder",
+)
+@click.option(
+    "--losses", is_flag=True, help="json, csv: the losses, one row per (cell, kind, step)"
 )
 def export(
-    results_dir: Path, format_: str, grid: str | None, cell_id: str | None, out: Path | None
+    results_dir: Path,
+    format_: str,
+    grid: str | None,
+    cell_id: str | None,
+    out: Path | None,
+    losses: bool,
 ) -> None:
-    """The results matrix as rows, one per (cell, split, metric), to stdout; (bundle) the
+    """The results matrix as rows, one per (cell, split, metric), the columns of
+    `bench.load_results` (--losses: the losses frame); (bundle) the
     finished cells with their predictions in one file, a baseline for `bench compare`; or
     (model) one finished cell's trained model as a folder that PEFT, adapters or transformers
     load without the harness."""
-    from bench.reports import terminal
+    from bench.reports.frame import losses_frame, results_frame
+    from bench.reports.rows import rows_text
     from bench.results.store import Store
 
+    if losses and format_ not in ("json", "csv"):
+        raise UserError("--losses goes with --format json or csv")
     if (cell_id is not None) != (format_ == "model"):
         raise UserError("--cell ID goes with --format model (and --format model needs it)")
     if format_ == "model":
@@ -328,11 +427,21 @@ def export(
         console.print(f"wrote {count} cells to {out} ({out.stat().st_size:,} bytes)", markup=False)
         _say_broken(results_dir, grid)
         return
-    if out is not None:
-        raise UserError("--out is for --format bundle and model; json and csv go to stdout")
     store = Store.open_existing(results_dir)
-    store.check_grid(grid)
-    terminal.export_rows(store, grid, format_, sys.stdout)
+    try:
+        store.check_grid(grid)
+        frame = (losses_frame if losses else results_frame)(store, grid)
+    finally:
+        store.close()
+    text = rows_text(frame, format_)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out = OutFile().convert(str(out), None, None)
+        partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
+        partial.write_text(text)
+        os.replace(partial, out)  # whole or not at all
+        console.print(f"wrote {len(frame)} rows to {out}", markup=False)
     _say_broken(results_dir, grid)
 
 
@@ -630,18 +739,28 @@ def predict(
 
 
 @app.command()
-@click.option("--model", required=True, help="gpt2, gpt2-medium, gpt2-large, bart-base, bart-large")
+@click.option(
+    "--model",
+    default="mini",
+    show_default=True,
+    help="mini, mini-tiny, gpt2, gpt2-medium, gpt2-large, bart-base, bart-large",
+)
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
 @plugin_option
 def params(model: str, as_json: bool, plugins: tuple[str, ...]) -> None:
     """Trained and stored parameters of every method (default settings), from the config only."""
-    from bench.engine.params import parameter_table
     from bench.reports import terminal
+    from bench.spec.param_counts import model_spec, shipped_table, with_rows
     from bench.spec.registry import load_plugins
 
     _quiet_libraries()
     load_plugins(plugins)
-    table = parameter_table(model)
+    table, stale = shipped_table(model)
+    if stale:  # a plugin's method, changed defaults: counted here (importing torch)
+        from bench.engine.params import parameter_table
+
+        name = model_spec(model).removeprefix("random:")
+        table = with_rows(table, parameter_table(name, stale))
     print(json.dumps(table, indent=1) if as_json else terminal.parameters(table))
 
 

@@ -43,6 +43,30 @@ COLUMNS = [
 ]
 
 
+LOSS_COLUMNS = [
+    "grid",
+    "cell",
+    "task",
+    "method",
+    "label",
+    "settings",
+    "model",
+    "checkpoint",
+    "seed",
+    "n_train",
+    "kind",  # train: per optimizer step; dev: per epoch
+    "step",
+    "value",
+]
+
+
+def losses_frame(store: Store, grid: str | None = None) -> pd.DataFrame:
+    """One row per (cell, kind, step) of the finished cells' losses, cells as in `results_frame`."""
+    frame = pd.DataFrame([dict(r) for r in store.loss_rows(grid)], columns=LOSS_COLUMNS)
+    frame["settings"] = frame["settings"].map(json.loads)
+    return frame
+
+
 def results_frame(store: Store, grid: str | None = None) -> pd.DataFrame:
     frame = pd.DataFrame([dict(r) for r in store.results(grid)], columns=COLUMNS)
     frame["tag"] = frame["ood"].map(split_tag)  # ID, OOD or all

@@ -5,9 +5,7 @@ come from the store or from the engine's result values, never computed here.
 
 from __future__ import annotations
 
-import csv
-import json
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -17,32 +15,10 @@ from rich.text import Text
 from bench.metrics import Metric
 from bench.metrics.suites import SUITES
 from bench.spec.registry import TASKS
-from bench.spec.task import split_tag
 
 if TYPE_CHECKING:  # the store and comparisons are not imported by `score`
     from bench.results.compare import ComparisonReport
     from bench.results.store import Store
-
-EXPORT_KEYS = (
-    "cell",
-    "grid",
-    "task",
-    "split",
-    "ood",
-    "tag",
-    "method",
-    "settings",
-    "model",
-    "seed",
-    "n_train",
-    "metric",
-    "value",
-    "low",
-    "high",
-    "trained_params",
-    "stored_params",
-)
-
 
 def claims_summary(store: Store, grid: str, console: Console) -> None:
     """The grid's claims, one line each with its verdict, after the counts; nothing when the
@@ -125,24 +101,6 @@ def column_groups(first: int, widths: list[int], total: int) -> list[list[int]]:
         groups[-1].append(j)
         used += width + 3
     return groups
-
-
-def export_rows(store: Store, grid: str | None, format_: str, stream: IO[str]) -> None:
-    """The results matrix, one row per (cell, split, metric), as JSON or CSV."""
-    rows = [
-        {key: row[key] for key in EXPORT_KEYS if key != "tag"} for row in store.results(grid)
-    ]
-    for row in rows:
-        row["settings"] = json.loads(row["settings"])
-        row["tag"] = split_tag(row["ood"])
-        row["ood"] = row["tag"] == "OOD"
-    if format_ == "json":
-        json.dump(rows, stream, indent=1)
-        stream.write("\n")
-        return
-    writer = csv.DictWriter(stream, fieldnames=EXPORT_KEYS)
-    writer.writeheader()
-    writer.writerows({**r, "settings": json.dumps(r["settings"], sort_keys=True)} for r in rows)
 
 
 def data_stats(table: dict[str, dict[str, dict[str, Any]]], console: Console) -> None:

@@ -117,3 +117,24 @@ def alive(process: psutil.Process) -> bool:
         return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
+
+
+def snapshot(folder: Path) -> dict[str, object]:
+    """Every folder, link (its target) and regular file (its mtime and bytes) under `folder`,
+    links not followed, so a link's target outside a results dir is snapshotted once, where it
+    is; SQLite's WAL side files, which a reader may create (never the database itself), left
+    out."""
+    entries: dict[str, object] = {}
+    for root, folders, files in os.walk(folder):
+        for name in [*folders, *files]:
+            path = Path(root) / name
+            key = str(path.relative_to(folder))
+            if path.is_symlink():
+                entries[key] = ("link", os.readlink(path))
+            elif path.is_dir():
+                entries[key] = "folder"
+            elif path.is_file() and not name.endswith(("-wal", "-shm")):
+                entries[key] = (path.stat().st_mtime_ns, path.read_bytes())
+            elif not path.is_file():
+                entries[key] = "special"
+    return entries

@@ -166,6 +166,7 @@ class AdaptedLM(nn.Module):
     # --- what the model sees before the input ----------------------------------------------
     prefix_length: int = 0  # key/value positions every (decoder) self-attention layer starts with
     cross_prefix_length: int = 0  # encoder-decoder: extra positions of the cross-attention
+    prefix_rows: bool = False  # the prefix is rows the base runs on (prompt tokens), not only keys
 
     def prefix_cache(self, batch_size: int) -> DynamicCache | EncoderDecoderCache:
         """The cache every sequence starts from: empty unless a method adds a prefix."""

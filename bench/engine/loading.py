@@ -80,23 +80,50 @@ def hub_window(spec: str) -> tuple[int, bool]:
     return positions, bool(config.is_encoder_decoder)
 
 
+def tokenizer_of(spec: str) -> PreTrainedTokenizerBase:
+    """The tokenizer a cell of `spec` encodes with (random weights use the mini-tiny one)."""
+    if spec in MINI_LMS:
+        return AutoTokenizer.from_pretrained(checkpoint_dir(spec))
+    if random_architecture(spec) is not None:
+        return AutoTokenizer.from_pretrained(checkpoint_dir("mini-tiny"))
+    return AutoTokenizer.from_pretrained(spec)
+
+
 def load_model(spec: str, seed: int) -> LoadedModel:
     if spec in MINI_LMS:
         path = checkpoint_dir(spec)
         return LoadedModel(
-            AutoModelForCausalLM.from_pretrained(path),
-            AutoTokenizer.from_pretrained(path),
-            checkpoint_id(spec),
+            AutoModelForCausalLM.from_pretrained(path), tokenizer_of(spec), checkpoint_id(spec)
         )
     arch = random_architecture(spec)
     if arch is not None:
         config = architecture_config(arch)
         torch.manual_seed(seed)
-        tokenizer = AutoTokenizer.from_pretrained(checkpoint_dir("mini-tiny"))
-        return LoadedModel(model_class(config).from_config(config), tokenizer, spec)
+        return LoadedModel(model_class(config).from_config(config), tokenizer_of(spec), spec)
     check_available(spec)
     auto = model_class(AutoConfig.from_pretrained(spec))
     return LoadedModel(auto.from_pretrained(spec), AutoTokenizer.from_pretrained(spec), spec)
+
+
+def planning_config(spec: str) -> tuple[PretrainedConfig, str | None]:
+    """The config of any model spec, without its weights, and a note when it is not the spec's
+    own: a hub model whose config cannot be read here is planned with the published
+    architecture of the same name (gpt2-medium, facebook/bart-large, ...)."""
+    if spec in MINI_LMS:
+        return AutoConfig.from_pretrained(checkpoint_dir(spec)), None
+    arch = random_architecture(spec)
+    if arch is not None:
+        return architecture_config(arch), None
+    try:
+        return AutoConfig.from_pretrained(spec), None
+    except (OSError, ValueError):
+        name = spec.rstrip("/").rsplit("/", 1)[-1]
+        if name not in ARCHITECTURES and name not in BART_ARCHITECTURES:
+            raise UserError(
+                f"model {spec!r}: its config cannot be read here and it is no published GPT-2 or "
+                "BART size; download it, pass a local path, or plan with --model random:ARCH"
+            ) from None
+        return architecture_config(name), f"{spec}'s config unreadable here: the published {name}"
 
 
 def meta_model(spec: str) -> PreTrainedModel:
@@ -105,6 +132,10 @@ def meta_model(spec: str) -> PreTrainedModel:
         raise UserError(
             f"parameter counts need a built-in config such as random:gpt2-medium, not {spec!r}"
         )
-    config = architecture_config(random_architecture(spec))
+    return meta_of(planning_config(spec)[0])
+
+
+def meta_of(config: PretrainedConfig) -> PreTrainedModel:
+    """A model of `config` on the meta device."""
     with torch.device("meta"):
         return model_class(config).from_config(config)

@@ -25,7 +25,7 @@ from NVIDIA's datasheets; `--peak-tflops` overrides); n/a on a CPU or an unknown
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 from torch import nn
 from transformers.pytorch_utils import Conv1D
@@ -104,21 +104,89 @@ def _gpt2_parts(base: nn.Module) -> tuple[list[nn.Module], nn.Module]:
 
 def flops_per_token(model: AdaptedLM, seq_len: int) -> Flops:
     """Training FLOPs per token of `model` (an adapted GPT-2) on sequences of `seq_len`."""
-    blocks, final_norm = _gpt2_parts(model.base)
+    _gpt2_parts(model.base)
+    whole = example_flops(model, seq_len, 0)
+    return Flops(*(part // seq_len for part in astuple(whole)))
+
+
+@dataclass(frozen=True)
+class _Stage:
+    """A block and what it sees in one example: `tokens` rows, each attending `keys` keys."""
+
+    block: nn.Module
+    tokens: int
+    keys: int
+
+
+def _stages(
+    model: AdaptedLM, source: int, target: int
+) -> tuple[list[_Stage], nn.Module | None, int]:
+    """(the blocks in the order data flows, the final norm, the rows the LM head scores) of one
+    example of `source` + `target` tokens: a decoder-only model reads both as one sequence; an
+    encoder-decoder's encoder reads the source and its decoder the target, attending to itself
+    and to the source. A prefix adds its keys to the attentions it reaches; a prompt
+    (`prefix_rows`) also adds its rows to what the blocks run on."""
+    base, self_prefix, cross_prefix = model.base, model.prefix_length, model.cross_prefix_length
+    if base.config.is_encoder_decoder:
+        encoder, decoder = base.get_encoder(), base.get_decoder()
+        rows = source + cross_prefix * model.prefix_rows
+        stages = [_Stage(b, rows, source + cross_prefix) for b in encoder.layers]
+        keys = target + self_prefix + source + cross_prefix
+        stages += [_Stage(b, target, keys) for b in decoder.layers]
+        return stages, getattr(decoder, "layer_norm", None), target
+    blocks, final_norm = _gpt2_parts(base)
+    length = source + target
+    rows = length + self_prefix * model.prefix_rows
+    return [_Stage(b, rows, length + self_prefix) for b in blocks], final_norm, length
+
+
+def example_flops(model: AdaptedLM, source: int, target: int) -> Flops:
+    """Training FLOPs of one example of `source` and `target` tokens (GPT-2 or BART), counted as
+    the module docstring says; for an encoder-decoder the decoder's cross-attention key and value
+    maps are counted per target row (a slight over-count: they run once per source row)."""
+    stages, final_norm, head_rows = _stages(model, source, target)
     head = model.base.get_output_embeddings()
-    width = model.base.config.n_embd
-    attention = 4 * width * (seq_len + model.prefix_length)  # one layer's QK^T and AV, forward
-    per_block = [matmul_weights(block) for block in blocks]
+    width = model.base.config.hidden_size
     head_weights = head.weight.numel()
-    forward = 2 * (sum(per_block) + head_weights) + len(blocks) * attention
+    per_stage = [s.tokens * (2 * matmul_weights(s.block) + 4 * width * s.keys) for s in stages]
+    forward = sum(per_stage) + 2 * head_weights * head_rows
     trained = [p for p in model.parameters() if p.requires_grad]
     if not trained:
         return Flops(forward, 0, 0)
-    where = {id(p): i for i, block in enumerate(blocks) for p in block.parameters()}
-    where |= {id(p): len(blocks) for p in final_norm.parameters()}
+    where = {id(p): i for i, s in enumerate(stages) for p in s.block.parameters()}
+    if final_norm is not None:
+        where |= {id(p): len(stages) for p in final_norm.parameters()}
     lowest = min(where.get(id(p), 0) for p in trained)  # embeddings, a prefix: the bottom
-    reached = len(blocks) - lowest
-    activation = 2 * (sum(per_block[lowest:]) + head_weights) + reached * 2 * attention
-    weights = sum(matmul_weights(block, trained_only=True) for block in blocks)
-    weights += head_weights if head.weight.requires_grad else 0
-    return Flops(forward, activation, 2 * weights)
+    activation = 2 * head_weights * head_rows + sum(
+        s.tokens * (2 * matmul_weights(s.block) + 8 * width * s.keys) for s in stages[lowest:]
+    )
+    weights = sum(2 * s.tokens * matmul_weights(s.block, trained_only=True) for s in stages)
+    weights += 2 * head_weights * head_rows if head.weight.requires_grad else 0
+    return Flops(forward, activation, weights)
+
+
+def decode_flops(model: AdaptedLM, prompt: int, new_tokens: int, beams: int) -> int:
+    """Forward FLOPs of a beam search: the prompt read once per beam (a decoder-only model) or
+    encoded once (an encoder-decoder), then `new_tokens` steps of one row per beam, each scored
+    by the LM head and attending to every key so far (the cache)."""
+    width = model.base.config.hidden_size
+    head = 2 * model.base.get_output_embeddings().weight.numel()
+    if model.base.config.is_encoder_decoder:
+        encoder, _, _ = _stages(model, prompt, 0)
+        reads = sum(
+            s.tokens * (2 * matmul_weights(s.block) + 4 * width * s.keys)
+            for s in encoder
+            if s.tokens
+        )
+        blocks = list(model.base.get_decoder().layers)
+        step_keys = prompt + model.cross_prefix_length + model.prefix_length
+    else:
+        reads = beams * example_flops(model, prompt, 0).forward
+        blocks = _gpt2_parts(model.base)[0]
+        step_keys = prompt + model.prefix_length
+    weights = sum(matmul_weights(block) for block in blocks)
+    steps = sum(
+        2 * weights + head + len(blocks) * 4 * width * (step_keys + t)
+        for t in range(1, new_tokens + 1)
+    )
+    return reads + beams * steps

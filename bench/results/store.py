@@ -309,10 +309,7 @@ class Store:
             db.executemany("INSERT INTO files VALUES (?,?,?,?)", [(cell, *f) for f in files])
             db.executemany(
                 "INSERT INTO scores VALUES (?,?,?,?,?,?,?,?)",
-                [
-                    (cell, s.split, s.code, s.metric, s.value, s.n, s.low, s.high)
-                    for s in scores
-                ],
+                [(cell, s.split, s.code, s.metric, s.value, s.n, s.low, s.high) for s in scores],
             )
             db.execute(
                 "INSERT INTO params VALUES (?,?,?,?,?)",
@@ -440,6 +437,18 @@ class Store:
                 for metric, reason in metrics.items()
             ]
         return rows
+
+    def loss_rows(self, grid: str | None = None) -> list[sqlite3.Row]:
+        """One row per (grid, cell, kind, step) of finished cells' training and dev losses."""
+        where, args = ("AND g.grid = ?", (grid,)) if grid else ("", ())
+        return self.db.execute(
+            "SELECT g.grid, r.cell, r.task, r.method, r.label, r.settings, r.model, r.checkpoint,"
+            " r.seed, r.n_train, l.kind, l.step, l.value"
+            " FROM losses l JOIN runs r ON r.cell = l.cell"
+            f" JOIN grid_cells g ON g.cell = l.cell WHERE r.status = 'done' {where}"
+            " ORDER BY g.grid, g.position, l.kind DESC, l.step",
+            args,
+        ).fetchall()
 
     def losses(self, cell: str, kind: str = "train") -> list[tuple[int, float]]:
         return [

@@ -79,7 +79,7 @@ def run_grid(
     check_claim_metrics(spec)
     check_results_dir(results)
     report_dir = inside(results, f"reports/{spec.name}")
-    data = _data_dir(data_dir)
+    data = checked_data_dir(data_dir)
     cells = expand(spec)
     finished = set() if force else Store.finished_cells(results / "bench.sqlite")
     todo = [c for c in cells if c.id not in finished]
@@ -132,7 +132,7 @@ def _check_options(checkpoint_minutes: float, executor: str, cpus_per_cell: int)
         raise UserError("--executor ray needs Ray: pip install -e '.[ray]' (or pip install ray)")
 
 
-def _data_dir(data_dir: str | Path | None) -> Path | None:
+def checked_data_dir(data_dir: str | Path | None) -> Path | None:
     """The data directory, checked, as an absolute path (tasks cache parsed files by path; a
     notebook may change folder)."""
     from bench.errors import UserError
@@ -147,20 +147,30 @@ def _data_dir(data_dir: str | Path | None) -> Path | None:
     return data.absolute()
 
 
-def load_results(results_dir: str | Path = "results", grid: str | None = None) -> pd.DataFrame:
-    """The finished cells' scores, one row per (cell, split, metric), read-only.
+def load_results(
+    results_dir: str | Path = "results", grid: str | None = None, what: str = "scores"
+) -> pd.DataFrame:
+    """The finished cells' scores (or, `what="losses"`, their losses), read-only.
 
-    Columns: grid, cell, task, split, ood (bool), tag (ID, OOD or all: a split mixing both),
-    method, label, settings (dict), model, checkpoint, seed, n_train, metric, value / low / high
-    (on the paper's scale, e.g. E2E BLEU x 100; `low`-`high` is the 95% bootstrap interval), n
-    (inputs scored), trained_params, stored_params, total_params, stored_bytes,
-    higher_is_better, row (the report's row label).
+    Scores: one row per (cell, split, metric). Columns: grid, cell, task, split, ood (bool),
+    tag (ID, OOD or all: a split mixing both), method, label, settings (dict), model,
+    checkpoint, seed, n_train, metric, value / low / high (on the paper's scale, e.g. E2E BLEU
+    x 100; `low`-`high` is the 95% bootstrap interval), n (inputs scored), trained_params,
+    stored_params, total_params, stored_bytes, higher_is_better, row (the report's row label).
+    `bench export --format csv|json` writes exactly these columns.
+
+    Losses: one row per (cell, kind, step): grid, cell, task, method, label, settings, model,
+    checkpoint, seed, n_train, kind (train: per optimizer step; dev: per epoch), step, value.
     """
-    from bench.reports.frame import results_frame
+    from bench.errors import UserError
+    from bench.reports.frame import losses_frame, results_frame
     from bench.results.store import Store
 
+    frames = {"scores": results_frame, "losses": losses_frame}
+    if what not in frames:
+        raise UserError(f"load_results: what={what!r}; choose scores or losses")
     store = Store.open_existing(Path(results_dir))
     try:
-        return results_frame(store, grid)
+        return frames[what](store, grid)
     finally:
         store.close()

@@ -85,6 +85,7 @@ class PeftLM(AdaptedLM):
         if not self.prompt_learning:
             return
         length = config.num_virtual_tokens
+        self.prefix_rows = self.peft_type not in KV_PROMPTS
         if self.peft_type in KV_PROMPTS:
             self.prefix_length = length  # BART: the decoder's self-attention only, as in PEFT
         elif not self.is_encoder_decoder:

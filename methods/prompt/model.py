@@ -34,6 +34,7 @@ class PromptLM(AdaptedLM):
         self.base_dropout = settings.resolved_base_dropout(is_encoder_decoder=False)
         d_model = base.config.hidden_size
         self.prefix_length = settings.length
+        self.prefix_rows = True
         self.mlp: nn.Module | None = None
         self.embeddings: nn.Parameter | None = None
         if settings.flat:

@@ -22,6 +22,7 @@ from bench.results.store import Store, write_record
 from bench.spec.grid import expand, load_grid
 from tests.conftest import TINY_GRID
 from tests.records import fake_record
+from tests.runs import snapshot
 
 Setup = Callable[[Path], None]
 
@@ -362,27 +363,6 @@ def tiny_grid_path(tmp_path_factory: pytest.TempPathFactory) -> None:
     path = tmp_path_factory.mktemp("grid") / "tiny.yaml"
     path.write_text(TINY_GRID)
     TINY_GRID_PATH = str(path)
-
-
-def snapshot(folder: Path) -> dict[str, object]:
-    """Every folder, link (its target) and regular file (its mtime and bytes) under `folder`,
-    links not followed, so a link's target outside a results dir is snapshotted once, where it
-    is; SQLite's WAL side files, which a reader may create (never the database itself), left
-    out."""
-    entries: dict[str, object] = {}
-    for root, folders, files in os.walk(folder):
-        for name in [*folders, *files]:
-            path = Path(root) / name
-            key = str(path.relative_to(folder))
-            if path.is_symlink():
-                entries[key] = ("link", os.readlink(path))
-            elif path.is_dir():
-                entries[key] = "folder"
-            elif path.is_file() and not name.endswith(("-wal", "-shm")):
-                entries[key] = (path.stat().st_mtime_ns, path.read_bytes())
-            elif not path.is_file():
-                entries[key] = "special"
-    return entries
 
 
 @pytest.mark.parametrize(("args", "setups", "message"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])  # noqa: E501

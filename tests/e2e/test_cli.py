@@ -54,7 +54,7 @@ def test_tiny_grid_end_to_end_then_a_rerun_skips_every_cell(tmp_path, tiny_grid)
     assert second.returncode == 0 and "0 run, 4 already done, 0 failed" in second.stderr
 
     csv_out = bench("export", "--results-dir", str(results), "--format", "csv").stdout
-    assert csv_out.splitlines()[0].startswith("cell,grid,task,split")
+    assert csv_out.splitlines()[0].startswith("grid,cell,task,split")
     report.unlink()
     assert bench("report", "--results-dir", str(results), "--intervals").returncode == 0
     assert report.is_file()

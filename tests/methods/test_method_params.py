@@ -4,9 +4,48 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from bench.engine.params import parameter_table
+from bench.spec import param_counts
+from bench.spec.param_counts import MODELS, TABLE
 from bench.spec.registry import METHODS
 from tests.runs import bench_here as bench
+from tests.runs import fresh_python
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_the_shipped_counts_are_the_engines(model):
+    """`bench params` answers from `param_counts.json`: each row as the engine counts it now
+    (regenerate with `python -m bench.engine.params` when a method changes)."""
+    shipped = json.loads(TABLE.read_text())[model]
+    assert json.loads(json.dumps(parameter_table(model))) == shipped
+
+
+def test_params_answers_without_torch():
+    imported = fresh_python(
+        "import sys\n"
+        "from bench.cli import main\n"
+        "sys.argv = ['bench', 'params', '--model', 'gpt2-medium']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('torch' in sys.modules)"
+    )
+    assert imported.startswith("gpt2-medium: 354,823,168 base parameters")
+    assert imported.split()[-1] == "False"
+
+
+def test_a_row_whose_defaults_changed_is_counted_again(tmp_path, monkeypatch, capsys):
+    tables = json.loads(TABLE.read_text())
+    prefix = next(r for r in tables["mini"]["methods"] if r["method"] == "prefix")
+    prefix["settings"]["length"], prefix["stored"] = 99, 1  # counted with other defaults
+    stale = tmp_path / "param_counts.json"
+    stale.write_text(json.dumps(tables))
+    monkeypatch.setattr(param_counts, "TABLE", stale)
+    status, out, err = bench(monkeypatch, capsys, "params", "--model", "mini", "--json")
+    assert status == 0, err
+    rows = {r["method"]: r for r in json.loads(out)["methods"]}
+    assert list(rows) == METHODS.names()
+    assert rows["prefix"]["stored"] == 10 * 4 * 2 * 128  # L x layers x (key, value) x width
 
 
 def test_gpt2_medium_table_lists_every_method_with_the_paper_arithmetic(monkeypatch, capsys):
@@ -64,4 +103,6 @@ def test_the_table_renders_and_an_unknown_model_is_one_line_and_exit_2(monkeypat
     assert "prefix" in out and "decoder-only" not in out
     status, out, err = bench(monkeypatch, capsys, "params", "--model", "gpt5")
     assert status == 2 and not out
-    assert err.count("\n") == 1 and "unknown model 'gpt5' for params; valid: gpt2" in err
+    assert err.count("\n") == 1 and "unknown model 'gpt5' for params; valid: mini, mini-tiny" in err
+    status, out, _ = bench(monkeypatch, capsys, "params")  # the default model: mini
+    assert status == 0 and out.startswith("mini: 1,088,256 base parameters")
