@@ -149,7 +149,7 @@ def render_page(
     ]
     for table in tables:
         parts += [
-            f"<h2>{esc(table.title)}</h2>",
+            f"<h2>{esc(table.heading)}</h2>",
             f'<p class="notes"><a href="{table.name}.md">{table.name}.md</a> · '
             f'<a href="{table.name}.tex">{table.name}.tex</a></p>',
             f'<div class="scroll">{to_html(table)}</div>',
