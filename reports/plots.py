@@ -80,13 +80,19 @@ def _plain(value: float, _position: object = None) -> str:
     return f"{value:.3g}"
 
 
-SUBS = ((1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0), (1.0, 2.0, 5.0), (1.0, 3.0), (1.0,))
+SUBS = (
+    (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0),
+    (1.0, 2.0, 3.0, 5.0, 7.0),
+    (1.0, 2.0, 5.0),
+    (1.0, 3.0),
+    (1.0,),
+)
 MAX_TICKS = 6  # labels beyond this crowd a panel's log axis
 
 
 def log_ticks(low: float, high: float) -> list[float]:
-    """Tick values for a log axis over [low, high]: the densest of 1-9, 1-2-5, 1-3 or 1 per
-    decade with at most MAX_TICKS in range, so a short span still has several labels."""
+    """Tick values for a log axis over [low, high]: the densest multiples per decade (`SUBS`)
+    with at most MAX_TICKS in range, so a short span still has several labels."""
     decades = range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
     for subs in SUBS:
         ticks = [m * 10.0**d for d in decades for m in subs if low <= m * 10.0**d <= high]

@@ -110,15 +110,24 @@ def print_split(
 ) -> None:
     """A table that never cuts a name or a number (80 columns in a CI log): one wider than the
     console is printed as several, each repeating the first `keys` columns (what a row is),
-    with the others in order; a header may wrap at its spaces, a cell never. `right`: the
-    columns aligned right (numbers)."""
+    with the others in order. A header may wrap at its spaces, and so may a key cell (to half
+    the console, never within a word of it); other cells never wrap. `right`: the columns
+    aligned right (numbers)."""
     widths = [
         max([*map(len, header.split()), *(row[j].cell_len for row in rows)])
         for j, header in enumerate(headers)
     ]
+    words = [
+        min(max(len(word) for row in rows for word in row[j].plain.split() or [""]), width)
+        for j, width in enumerate(widths[:keys])
+    ]
     key_widths = widths[:keys]
-    while sum(key_widths) + 3 * keys > console.width // 2 and max(key_widths) > 8:
-        key_widths[key_widths.index(max(key_widths))] -= 1  # folded: the key columns, only
+    while sum(key_widths) + 3 * keys > console.width // 2:  # key cells wrap at their spaces:
+        shrinkable = [j for j in range(keys) if key_widths[j] > max(words[j], 8)]
+        if not shrinkable:
+            break
+        widest = max(shrinkable, key=lambda j: key_widths[j])
+        key_widths[widest] -= 1
     first = sum(key_widths) + 3 * (keys - 1)
     parts = column_groups(first, widths[keys:], console.width)
     for number, group in enumerate(parts, 1):
