@@ -81,7 +81,7 @@ def _build(
     }
     row_names = list(dict.fromkeys(part["_row"]))
     shares = trained_share(part.assign(row=part["_row"]))
-    head = [Column(("% params",), None)] if share else []
+    head = [Column(("% params",), None, significant=2)] if share else []
     rows = [
         Row(
             str(row),
@@ -93,9 +93,10 @@ def _build(
         for row in row_names
     ]
     if references:
-        for paper in matching_rows(keys, set(frame["model"])):
-            values = [paper.scores.get(key) for key in keys]  # type: ignore[arg-type]
-            rows.append(Row(paper.label, tuple(([None] if share else []) + values), paper.source))
+        for published in matching_rows(keys, set(frame["model"])):
+            values = [published.scores.get(key) for key in keys]  # type: ignore[arg-type]
+            cells = tuple(([None] if share else []) + values)
+            rows.append(Row(published.label, cells, published.source))
     notes = [*notes, runs_note(list(summaries.values()), intervals)]
     return Table(name, title, head + [c for c, _ in columns], rows, notes, intervals, paper)
 

@@ -22,6 +22,7 @@ class Column:
     header: tuple[str, ...]  # outermost group first; the last item is the column's own label
     higher_is_better: bool | None = True  # None: not ranked (e.g. the parameter share)
     decimals: int | None = None  # None: from the column's values (`column_places`)
+    significant: int | None = None  # instead: this many significant digits each (shares: 0.0028)
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,9 @@ class Table:
             return "–"
         mean = value if isinstance(value, float) else value.mean
         places = self.places(j)
+        if self.columns[j].significant and not math.isnan(mean) and mean != 0:
+            digits = self.columns[j].significant
+            places = max(0, digits - 1 - math.floor(math.log10(abs(mean))))
         text = _number(mean, places)
         if isinstance(value, float):
             return text
@@ -184,6 +188,11 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
 
 
+def _latex_text(text: str) -> str:
+    """Escaped, with the two non-ASCII signs the tables print as LaTeX of their own."""
+    return latex_escape(text).replace("±", "$\\pm$").replace("–", "--")
+
+
 def to_latex(table: Table) -> str:
     """A booktabs `table` float, ready to paste (needs \\usepackage{booktabs})."""
     best = table.best()
@@ -193,8 +202,6 @@ def to_latex(table: Table) -> str:
         "\\begin{table*}[t]",
         "\\centering",
         "\\small",
-        f"\\caption{{{latex_escape(caption)}}}",
-        f"\\label{{tab:{table.name}}}",
         f"\\begin{{tabular}}{{l{'r' * len(table.columns)}}}",
         "\\toprule",
     ]
@@ -219,10 +226,12 @@ def to_latex(table: Table) -> str:
             measured_done = True
         cells = [latex_escape(row.label + (" (paper)" if row.source else ""))]
         for j in range(len(table.columns)):
-            text = latex_escape(table.cell_text(i, j)).replace("±", "$\\pm$").replace("–", "--")
+            text = _latex_text(table.cell_text(i, j))
             cells.append(f"\\textbf{{{text}}}" if i in best[j] else text)
         lines.append(" & ".join(cells) + " \\\\")
-    lines += ["\\bottomrule", "\\end{tabular}", "\\end{table*}"]
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    lines += [f"\\caption{{{_latex_text(caption)}}}", f"\\label{{tab:{table.name}}}"]
+    lines.append("\\end{table*}")  # LaTeX numbers it: the caption has no "Table N:" of its own
     return "\n".join(lines) + "\n"
 
 

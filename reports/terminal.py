@@ -111,8 +111,8 @@ def print_split(
     """A table that never cuts a name or a number (80 columns in a CI log): one wider than the
     console is printed as several, each repeating the first `keys` columns (what a row is),
     with the others in order. A header may wrap at its spaces, and so may a key cell (to half
-    the console, never within a word of it); other cells never wrap. `right`: the columns
-    aligned right (numbers)."""
+    the console; within a word only where the widest other column would not fit beside it);
+    other cells never wrap. `right`: the columns aligned right (numbers)."""
     widths = [
         max([*map(len, header.split()), *(row[j].cell_len for row in rows)])
         for j, header in enumerate(headers)
@@ -122,12 +122,16 @@ def print_split(
         for j, width in enumerate(widths[:keys])
     ]
     key_widths = widths[:keys]
-    while sum(key_widths) + 3 * keys > console.width // 2:  # key cells wrap at their spaces:
-        shrinkable = [j for j in range(keys) if key_widths[j] > max(words[j], 8)]
-        if not shrinkable:
-            break
-        widest = max(shrinkable, key=lambda j: key_widths[j])
-        key_widths[widest] -= 1
+    beside = max(widths[keys:], default=0) + 3  # the widest other column fits beside the keys
+    for limit, floor in (
+        (console.width // 2 - 3 * keys, words),  # key cells wrap at their spaces,
+        (console.width - 1 - 3 * keys - beside, [4] * keys),  # and within words if need be
+    ):
+        while sum(key_widths) > limit:
+            shrinkable = [j for j in range(keys) if key_widths[j] > max(floor[j], 4)]
+            if not shrinkable:
+                break
+            key_widths[max(shrinkable, key=lambda j: key_widths[j])] -= 1
     first = sum(key_widths) + 3 * (keys - 1)
     parts = column_groups(first, widths[keys:], console.width)
     for number, group in enumerate(parts, 1):
