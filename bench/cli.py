@@ -345,9 +345,15 @@ def _print_plan(
 @app.command()
 @results_dir_option
 @click.option("--grid", help="one grid; all grids in the store if unset")
-@click.option("--intervals", is_flag=True, help="show each score's 95% bootstrap interval")
-def report(results_dir: Path, grid: str | None, intervals: bool) -> None:
-    """Re-render reports (tables, figures, index.html) from the results database only."""
+@click.option(
+    "--intervals/--no-intervals",
+    default=None,
+    help="show each score's 95% bootstrap interval; kept with the report (later `run`s and "
+    "`report`s render it so) [default: as the report was rendered, first off]",
+)
+def report(results_dir: Path, grid: str | None, intervals: bool | None) -> None:
+    """Re-render reports (tables, figures, index.html) from the results database only; the
+    options chosen are kept beside each report (options.json)."""
     from bench.reports.report import write_report
     from bench.results.paths import check_path_text, inside
     from bench.results.store import Store

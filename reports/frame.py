@@ -80,6 +80,7 @@ def results_frame(store: Store, grid: str | None = None) -> pd.DataFrame:
     for column in ("value", "low", "high"):
         frame[column] = frame[column].astype(float) * factors
     frame["higher_is_better"] = [e.metric.higher_is_better if e else True for e in entries]
+    frame["decimals"] = [e.paper_decimals if e else None for e in entries]
     frame["row"] = frame["label"] + frame["n_train"].map(
         lambda n: "" if pd.isna(n) else f" n={int(n)}"
     )
@@ -93,6 +94,7 @@ class Summary:
     mean: float
     std: float | None  # None for a single run
     runs: int
+    seeds: int  # distinct seeds among the runs (fewer than runs: sampled low-data training sets)
     half: float | None  # the half-width of the mean's 95% interval over runs (Student t)
     low: float | None  # the 95% bootstrap interval; over several runs, the span of theirs
     high: float | None
@@ -112,6 +114,7 @@ def summarize(values: pd.DataFrame) -> Summary:
         mean=float(scores.mean()),
         std=std,
         runs=len(scores),
+        seeds=int(values["seed"].nunique()) if "seed" in values else len(scores),
         half=half,
         low=float(lows.min()) if len(lows) else None,
         high=float(highs.max()) if len(highs) else None,

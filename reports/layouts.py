@@ -1,6 +1,9 @@
 """The paper's table layouts, built from the results frame: which tables a grid gets depends on
 what it ran, so the mini grid, a paper grid and an ad-hoc grid all get a fitting report.
 
+Tables are numbered as in arXiv:2101.00190v1, whose numbers `data/paper_results.yaml` holds
+(the ACL 2021 version adds a table of data statistics first: its Tables 2-4 are these 1-3).
+
 - `table1`: E2E (BLEU NIST METEOR ROUGE-L CIDEr), WebNLG (BLEU/METEOR/TER x S U A), DART.
 - `table2`: XSum ROUGE-1/2/L.
 - `extrapolation` (the paper's Table 3): ID vs OOD splits of every task that has both.
@@ -64,6 +67,7 @@ def _build(
     intervals: bool,
     share: bool = True,
     references: bool = False,
+    paper: str | None = None,
 ) -> Table | None:
     """Rows (by `row_of`) x the given columns (matched by `column_of`), each a Summary over runs;
     None when no column has a value. `share` prepends the trained-parameter percentage."""
@@ -77,7 +81,7 @@ def _build(
     }
     row_names = list(dict.fromkeys(part["_row"]))
     shares = trained_share(part.assign(row=part["_row"]))
-    head = [Column(("% params",), None)] if share else []
+    head = [Column(("% params",), None, significant=2)] if share else []
     rows = [
         Row(
             str(row),
@@ -89,24 +93,30 @@ def _build(
         for row in row_names
     ]
     if references:
-        for paper in matching_rows(keys, set(frame["model"])):
-            values = [paper.scores.get(key) for key in keys]  # type: ignore[arg-type]
-            rows.append(Row(paper.label, tuple(([None] if share else []) + values), paper.source))
-    notes = [*notes, runs_note(list(summaries.values()))]
-    return Table(name, title, head + [c for c, _ in columns], rows, notes, intervals)
+        for published in matching_rows(keys, set(frame["model"])):
+            values = [published.scores.get(key) for key in keys]  # type: ignore[arg-type]
+            cells = tuple(([None] if share else []) + values)
+            rows.append(Row(published.label, cells, published.source))
+    notes = [*notes, runs_note(list(summaries.values()), intervals)]
+    return Table(name, title, head + [c for c, _ in columns], rows, notes, intervals, paper)
 
 
-def runs_note(summaries: list[Summary]) -> str:
-    """What an entry is: a mean over n runs (seeds, and low-data subsets) ± the half-width of
-    its 95% interval (Student t); a single run has no interval."""
+def runs_note(summaries: list[Summary], intervals: bool = False) -> str:
+    """What an entry is: a mean ± the half-width of its 95% interval (Student t) over n runs,
+    said as seeds where each run is one (low data also samples training sets); a single run
+    has no ±. With `intervals`, what the bracket is."""
     counts = sorted({s.runs for s in summaries})
     n = str(counts[0]) if len(counts) == 1 else f"{counts[0]} to {counts[-1]}"
+    what = "seeds" if all(s.seeds == s.runs for s in summaries) else "runs (seeds x training sets)"
     if counts[-1] < 2:
-        return f"One run per entry (n = {n}): no interval over seeds; run several seeds."
-    return (
-        f"Mean over n = {n} runs (seeds, and sampled training sets in low data) ± the "
-        "half-width of its 95% interval (Student t over the runs)."
-    )
+        note = f"One run per entry (n={n}): no ± without several seeds."
+    elif counts[0] < 2:
+        note = f"Mean ± 95% CI (Student t) over n={n} {what}; an entry of one run has no ±."
+    else:
+        note = f"Mean ± 95% CI (Student t) over n={n} {what}."
+    if intervals:
+        note += " [low, high]: 95% bootstrap interval over test inputs (several runs: their span)."
+    return note
 
 
 def _by_task_split_metric(frame: pd.DataFrame) -> pd.Series:
@@ -116,9 +126,26 @@ def _by_task_split_metric(frame: pd.DataFrame) -> pd.Series:
 
 
 def _column(frame: pd.DataFrame, key: Key, header: tuple[str, ...]) -> Column:
-    metric = key[2]
-    higher = frame.loc[frame["metric"] == metric, "higher_is_better"]
-    return Column(header, bool(higher.iloc[0]) if len(higher) else True)
+    """The column of a (task, split, metric, ...) key: its direction, and the paper's decimals
+    where the task's suite has them."""
+    rows = frame[(frame["task"] == key[0]) & (frame["metric"] == key[2])]
+    higher = bool(rows["higher_is_better"].iloc[0]) if len(rows) else True
+    decimals = rows["decimals"].dropna()
+    return Column(header, higher, int(decimals.iloc[0]) if len(decimals) else None)
+
+
+TAG_ORDER = {"ID": 0, "OOD": 1, "all": 2}
+
+
+def _paper_order(keys: list[Key], tags: dict[Key, str]) -> list[Key]:
+    """(task, split, metric) keys grouped by task (first seen first), then by split, its ID
+    ones before OOD before all, then by metric; otherwise in the order given."""
+    tasks = list(dict.fromkeys(key[0] for key in keys))
+    splits = list(dict.fromkeys(key[:2] for key in keys))
+    return sorted(
+        keys,
+        key=lambda k: (tasks.index(k[0]), TAG_ORDER.get(tags[k], 3), splits.index(k[:2])),
+    )
 
 
 def _present(frame: pd.DataFrame) -> set[Key]:
@@ -143,13 +170,10 @@ def table1(frame: pd.DataFrame, intervals: bool) -> Table | None:
             columns.append((_column(frame, key, ("DART", metric_name(metric))), key))
     if not columns:
         return None
-    notes = [
-        "Table 1 of Li & Liang (2021): table-to-text. WebNLG S, U, A: seen, unseen and all "
-        "categories. TER: lower is better."
-    ]
+    notes = ["WebNLG S, U, A: seen, unseen and all categories. TER: lower is better."]
     return _build(
         "table1",
-        "Table 1: table-to-text generation",
+        "Table-to-text generation",
         frame,
         lambda f: f["row"],
         columns,
@@ -157,6 +181,7 @@ def table1(frame: pd.DataFrame, intervals: bool) -> Table | None:
         notes,
         intervals,
         references=True,
+        paper="Table 1",
     )
 
 
@@ -171,14 +196,15 @@ def table2(frame: pd.DataFrame, intervals: bool) -> Table | None:
         return None
     return _build(
         "table2",
-        "Table 2: summarization (XSum)",
+        "Summarization (XSum)",
         frame,
         lambda f: f["row"],
         columns,
         _by_task_split_metric,
-        ["Table 2 of Li & Liang (2021)."],
+        [],
         intervals,
         references=True,
+        paper="Table 2",
     )
 
 
@@ -201,14 +227,15 @@ def extrapolation(frame: pd.DataFrame, intervals: bool) -> Table | None:
         return None
     return _build(
         "extrapolation",
-        "Table 3: extrapolation, in-distribution (ID) vs unseen-topic (OOD) test splits",
+        "Extrapolation: in-distribution (ID) vs unseen-topic (OOD) test splits",
         frame,
         lambda f: f["row"],
         columns,
         _by_task_split_metric,
-        ["As Table 3 of Li & Liang (2021): train on some topics, test on unseen ones."],
+        ["Trained on some topics, tested on unseen ones."],
         intervals,
         references=True,
+        paper="Table 3",
     )
 
 
@@ -238,9 +265,10 @@ def lowdata(frame: pd.DataFrame, intervals: bool) -> Table | None:
             list(zip(f["task"], f["split"], f["metric"], f["n_train"].astype(int), strict=True)),
             f.index,
         ),
-        ["As Figure 3 of Li & Liang (2021)."],
+        [],
         intervals,
         share=False,
+        paper="Figure 3",
     )
 
 
@@ -269,17 +297,20 @@ def prefix_length(frame: pd.DataFrame, intervals: bool) -> Table | None:
         lambda f: f["method"] + " length " + f["_length"].astype(str),
         columns,
         _by_task_split_metric,
-        ["As Figure 4 of Li & Liang (2021)."],
+        [],
         intervals,
+        paper="Figure 4",
     )
 
 
 def matrix(frame: pd.DataFrame, intervals: bool) -> Table | None:
-    """Every task x split x metric, tagged ID, OOD or all (both mixed), with parameter counts."""
-    keys = list(dict.fromkeys(_by_task_split_metric(frame)))
+    """Every task x split x metric, tagged ID, OOD or all (both mixed), with parameter counts.
+    A task's splits run ID, OOD, all, as the paper's WebNLG S, U, A, whatever order the store
+    holds them in."""
+    tags = dict(zip(_by_task_split_metric(frame), frame["tag"], strict=True))
+    keys = _paper_order(list(dict.fromkeys(_by_task_split_metric(frame))), tags)
     if not keys:
         return None
-    tags = dict(zip(_by_task_split_metric(frame), frame["tag"], strict=True))
     columns = [
         (
             _column(

@@ -78,4 +78,6 @@ def to_markdown(reports: list[ComparisonReport], why_none: str | None) -> str:
 def to_html(reports: list[ComparisonReport], why_none: str | None) -> str:
     if not reports:
         return f"<p>No methods compared: {html.escape(why_none or '')}</p>"
-    return f'{text_html(HEADER, rows(reports))}<p class="notes">{html.escape(NOTE)}</p>'
+    classes = ("left", "left", "left", "left", "", "", "", "left")  # names left, numbers right
+    table = text_html(HEADER, rows(reports), classes)
+    return f'{table}<p class="notes">{html.escape(NOTE)}</p>'

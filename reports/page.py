@@ -34,6 +34,8 @@ pre { background: #f6f6f6; padding: 0.8rem; overflow-x: auto; font-size: 0.8rem;
 .warning { background: #fdd; border: 1px solid #c00; padding: 0.6rem; }
 .failed { color: #a00; }
 td.text { white-space: normal; text-align: left; min-width: 16rem; }
+td.left { text-align: left; }
+td.wrap { white-space: normal; text-align: left; overflow-wrap: anywhere; }
 td.supported { color: #060; } td.contradicted { color: #a00; } td.inconclusive { color: #666; }
 """
 
@@ -75,13 +77,13 @@ def _provenance(runs: list[dict[str, Any]]) -> str:
                 text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
                 seen.setdefault(key, {})[text] = None
     rows = [
-        f"<tr><th>{html.escape(key)}</th><td style='text-align:left'>"
+        f"<tr><th>{html.escape(key)}</th><td class='wrap'>"
         + "<br>".join(html.escape(v) for v in values)
         + "</td></tr>"
         for key, values in seen.items()
     ]
     rows += [
-        f"<tr><th>data</th><td style='text-align:left'>{html.escape(path)}<br>"
+        f"<tr><th>data</th><td class='wrap'>{html.escape(path)}<br>"
         f"<code>sha256 {digest}</code></td></tr>"
         for path, digest in sorted(hashes.items())
     ]
@@ -99,8 +101,9 @@ def _costs(runs: list[dict[str, Any]]) -> str:
             continue
         timings = json.loads(run["timings"] or "{}")
         body.append(
-            f"<tr><td><code>{run['cell']}</code></td><td>{html.escape(run['task'])}</td>"
-            f"<td>{html.escape(run['label'])}</td><td>{run['seed']}</td>"
+            f"<tr><td class='left'><code>{run['cell']}</code></td>"
+            f"<td class='left'>{html.escape(run['task'])}</td>"
+            f"<td class='left'>{html.escape(run['label'])}</td><td>{run['seed']}</td>"
             + "".join(f"<td>{timings.get(p, 0.0):.1f}</td>" for p in phases)
             + "</tr>"
         )
@@ -149,7 +152,7 @@ def render_page(
     ]
     for table in tables:
         parts += [
-            f"<h2>{esc(table.title)}</h2>",
+            f"<h2>{esc(table.heading)}</h2>",
             f'<p class="notes"><a href="{table.name}.md">{table.name}.md</a> · '
             f'<a href="{table.name}.tex">{table.name}.tex</a></p>',
             f'<div class="scroll">{to_html(table)}</div>',

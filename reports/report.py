@@ -2,7 +2,8 @@
 and the self-contained `index.html`.
 
 Everything is rendered into a staging folder and swapped in at the end, so a report folder is
-always one whole report, never a mix of an old and a new one.
+always one whole report, never a mix of an old and a new one. The options a report was rendered
+with are kept beside it (`options.json`), so a later `bench run` renders it the same way.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from bench.reports.table import Table
 
 SOURCE = ".source"  # in a report folder: the fingerprint of what it was rendered from
+OPTIONS = "options.json"  # in a report folder: the options it was rendered with
+DEFAULTS = {"intervals": False}
 
 
 def _markdown(
@@ -36,7 +39,7 @@ def _markdown(
     lines = [f"# Results: grid `{grid}`", "", f"{done} of {total} cells finished.", ""]
     lines += ["## Claims", "", claims]
     for table in tables:
-        lines += [f"## {table.title}", "", to_markdown(table)]
+        lines += [f"## {table.heading}", "", to_markdown(table)]
     for plot in plots:
         lines += [f"![{plot.title}]({plot.name}.png)", ""]
     if failed:
@@ -46,8 +49,9 @@ def _markdown(
     return "\n".join(lines)
 
 
-def write_report(store: Store, grid: str, out_dir: Path, intervals: bool = False) -> Path:
-    """Render `grid`'s report into out_dir; returns the path of its index.html.
+def write_report(store: Store, grid: str, out_dir: Path, intervals: bool | None = None) -> Path:
+    """Render `grid`'s report into out_dir; returns the path of its index.html. An option left
+    None is the one the report in out_dir was rendered with (`report_options`).
 
     It is rendered in a staging folder of its own beside out_dir and swapped in, so a report
     folder is always whole, and two runners writing the same report never share a folder. A
@@ -55,6 +59,8 @@ def write_report(store: Store, grid: str, out_dir: Path, intervals: bool = False
     nothing outside the report's own folders is ever deleted."""
     if not GRID_NAME.fullmatch(grid):
         raise UserError(f"grid name {grid!r} is not an identifier; rename the grid and rerun it")
+    options = report_options(out_dir, intervals=intervals)
+    intervals = options["intervals"]
     source = report_source(store, grid, intervals)
     marker = out_dir / SOURCE
     if (out_dir / "index.html").is_file() and marker.is_file() and marker.read_text() == source:
@@ -63,11 +69,30 @@ def write_report(store: Store, grid: str, out_dir: Path, intervals: bool = False
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{grid}.partial-"))
     try:
         _render(store, grid, staging, intervals)
+        (staging / OPTIONS).write_text(json.dumps(options, indent=1) + "\n")
         (staging / SOURCE).write_text(source)
         _swap_in(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out_dir / "index.html"
+
+
+def report_options(out_dir: Path, **chosen: bool | None) -> dict[str, bool]:
+    """The options to render with: those chosen (not None), else those the report in out_dir
+    was rendered with, else the defaults."""
+    path = out_dir / OPTIONS
+    kept = {}
+    if any(chosen.get(key) is None for key in DEFAULTS) and path.is_file():
+        try:
+            kept = json.loads(path.read_text())
+        except ValueError:
+            kept = None
+        if not isinstance(kept, dict):
+            fix = "delete it, or choose every option: bench report --intervals (or --no-intervals)"
+            raise UserError(f"{path} is not a JSON object of report options; {fix}")
+    options = {key: bool(kept.get(key, default)) for key, default in DEFAULTS.items()}
+    options.update({key: value for key, value in chosen.items() if value is not None})
+    return options
 
 
 def report_source(store: Store, grid: str, intervals: bool) -> str:
@@ -118,7 +143,7 @@ def _render(store: Store, grid: str, staging: Path, intervals: bool) -> None:
     tables = build_tables(frame, intervals, missing_metrics(store, grid)) if not frame.empty else []
     plots = draw_all(frame, store, staging)
     for table in tables:
-        (staging / f"{table.name}.md").write_text(f"## {table.title}\n\n{to_markdown(table)}")
+        (staging / f"{table.name}.md").write_text(f"## {table.heading}\n\n{to_markdown(table)}")
         (staging / f"{table.name}.tex").write_text(to_latex(table))
     (staging / "tables.tex").write_text(
         "% bench tables; needs \\usepackage{booktabs}\n" + "\n".join(to_latex(t) for t in tables)

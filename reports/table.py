@@ -1,9 +1,10 @@
 """A paper-style table and its three renderings: Markdown, LaTeX (booktabs) and HTML.
 
 A table is built once from the store (see `layouts`) and rendered three ways, so the versions
-never disagree. Columns carry header groups (E2E / BLEU, WebNLG / TER / U) and the metric's
-direction; the best measured value of each column is bold (the lowest for TER). Reference rows
-(the paper's published numbers) are shown apart and never compete for bold.
+never disagree. Columns carry header groups (E2E / BLEU, WebNLG / TER / U), the metric's
+direction and one number of decimals for the whole column (the paper's for its metrics); the
+best measured value of each column is bold (the lowest for TER). Reference rows (the paper's
+published numbers) are shown apart and never compete for bold.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from bench.reports.frame import Summary
 class Column:
     header: tuple[str, ...]  # outermost group first; the last item is the column's own label
     higher_is_better: bool | None = True  # None: not ranked (e.g. the parameter share)
-    decimals: int | None = None  # None: 2 below 10, else 1 (the paper's habit)
+    decimals: int | None = None  # None: from the column's values (`column_places`)
+    significant: int | None = None  # instead: this many significant digits each (shares: 0.0028)
 
 
 @dataclass(frozen=True)
@@ -33,11 +35,27 @@ class Row:
 @dataclass
 class Table:
     name: str  # file stem and anchor: "table1", "lowdata"
-    title: str
+    title: str  # what it shows, without a number: LaTeX numbers its own tables
     columns: list[Column]
     rows: list[Row]
     notes: list[str] = field(default_factory=list)
     intervals: bool = False  # show each entry's bootstrap interval
+    paper: str | None = None  # the paper's table or figure it reproduces: "Table 1"
+
+    @property
+    def heading(self) -> str:
+        """The title with the paper's table it reproduces, for a section heading."""
+        return f"{self.title} (as {PAPER}, {self.paper})" if self.paper else self.title
+
+    def places(self, j: int) -> int:
+        """Decimals of every entry of column j: the column's own, else from its values."""
+        column = self.columns[j]
+        if column.decimals is not None:
+            return column.decimals
+        values = [row.values[j] for row in self.rows]
+        return column_places(
+            [v if isinstance(v, float) else v.mean for v in values if v is not None]
+        )
 
     def best(self) -> list[set[int]]:
         """Per column, the measured rows holding the best mean (several on a tie)."""
@@ -57,13 +75,16 @@ class Table:
         return winners
 
     def cell_text(self, i: int, j: int) -> str:
-        """The entry as printed: the mean ± its 95% interval over runs, and the bootstrap
-        interval on demand, all with the mean's number of decimals."""
-        value, column = self.rows[i].values[j], self.columns[j]
+        """The entry as printed: the mean ± its 95% interval over runs (none for one run), and
+        the bootstrap interval on demand, all with the column's number of decimals."""
+        value = self.rows[i].values[j]
         if value is None:
             return "–"
         mean = value if isinstance(value, float) else value.mean
-        places = _places(mean, column.decimals)
+        places = self.places(j)
+        if self.columns[j].significant and not math.isnan(mean) and mean != 0:
+            digits = self.columns[j].significant
+            places = max(0, digits - 1 - math.floor(math.log10(abs(mean))))
         text = _number(mean, places)
         if isinstance(value, float):
             return text
@@ -94,16 +115,20 @@ class Table:
         return [" ".join(part for part in c.header if part) for c in self.columns]
 
 
-def _places(value: float, decimals: int | None) -> int:
-    """The paper's habit: one decimal from 10 up, two below; two significant digits under 0.1
-    (a 0.0028% parameter share must not print as 0.00)."""
-    if decimals is not None:
-        return decimals
-    if math.isnan(value) or value == 0:
+PAPER = "Li & Liang 2021"  # arXiv:2101.00190v1, whose table numbers and values the reports use
+
+
+def column_places(values: Sequence[float]) -> int:
+    """Decimals for a column without the paper's: enough for its smallest value, the paper's
+    habit (one decimal from 10 up, two below; two significant digits under 0.1, so a 0.0028%
+    parameter share does not print as 0.00), one number for the whole column."""
+    finite = [abs(v) for v in values if not math.isnan(v) and v != 0]
+    if not finite:
         return 2
-    if abs(value) < 0.1:
-        return 1 - math.floor(math.log10(abs(value)))
-    return 2 if abs(value) < 10 else 1
+    smallest = min(finite)
+    if smallest < 0.1:
+        return 1 - math.floor(math.log10(smallest))
+    return 2 if smallest < 10 else 1
 
 
 def _number(value: float, places: int) -> str:
@@ -163,9 +188,16 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
 
 
+def _latex_text(text: str) -> str:
+    """Escaped, with the two non-ASCII signs the tables print as LaTeX of their own."""
+    return latex_escape(text).replace("±", "$\\pm$").replace("–", "--")
+
+
 def to_latex(table: Table) -> str:
     """A booktabs `table` float, ready to paste (needs \\usepackage{booktabs})."""
     best = table.best()
+    title = f"{table.title}, as {PAPER}, {table.paper}" if table.paper else table.title
+    caption = " ".join([title + ".", *_notes(table)])
     lines = [
         "\\begin{table*}[t]",
         "\\centering",
@@ -194,13 +226,12 @@ def to_latex(table: Table) -> str:
             measured_done = True
         cells = [latex_escape(row.label + (" (paper)" if row.source else ""))]
         for j in range(len(table.columns)):
-            text = latex_escape(table.cell_text(i, j)).replace("±", "$\\pm$").replace("–", "--")
+            text = _latex_text(table.cell_text(i, j))
             cells.append(f"\\textbf{{{text}}}" if i in best[j] else text)
         lines.append(" & ".join(cells) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}"]
-    caption = " ".join([table.title + ".", *_notes(table)])
-    lines += [f"\\caption{{{latex_escape(caption)}}}", f"\\label{{tab:{table.name}}}"]
-    lines.append("\\end{table*}")
+    lines += [f"\\caption{{{_latex_text(caption)}}}", f"\\label{{tab:{table.name}}}"]
+    lines.append("\\end{table*}")  # LaTeX numbers it: the caption has no "Table N:" of its own
     return "\n".join(lines) + "\n"
 
 

@@ -44,8 +44,7 @@ def claims_summary(store: Store, grid: str, console: Console) -> None:
 def results_summary(store: Store, grid: str, console: Console) -> None:
     """The results matrix, one terminal table per task (a single wide matrix does not fit),
     then one line per metric some cells have no score for, with why (a blank never goes
-    unexplained). A task's table wider than the console (80 columns in a CI log) is split into
-    several, each with the method column: names and numbers are never cut."""
+    unexplained). A task's table wider than the console is split (`print_split`)."""
     from bench.reports.frame import missing_metrics, results_frame  # pandas: not for `score`
     from bench.reports.layouts import matrix, missing_note, task_name
 
@@ -58,35 +57,76 @@ def results_summary(store: Store, grid: str, console: Console) -> None:
         notes.append(table.notes[-1])  # what an entry is: mean over n runs ± its interval
         prefix = task_name(task) + " "
         headers = [h.removeprefix(prefix) for h in table.flat_headers()]
-        texts = [
-            [table.cell_text(i, j) for j in range(len(headers))] for i in range(len(table.rows))
-        ]
         best = table.best()
         rows = [
-            [f"[bold]{text}[/]" if i in best[j] else text for j, text in enumerate(row)]
-            for i, row in enumerate(texts)
+            [Text(row.label)]
+            + [
+                Text(table.cell_text(i, j), style="bold" if i in best[j] else "")
+                for j in range(len(headers))
+            ]
+            for i, row in enumerate(table.rows)
         ]
-        labels = [row.label for row in table.rows]
-        widths = [
-            max([*map(len, header.split()), *(len(row[j]) for row in texts)])
-            for j, header in enumerate(headers)
-        ]
-        first = min(max(map(len, ["method", *labels])), console.width // 2)
-        parts = column_groups(first, widths, console.width)
-        for number, columns in enumerate(parts, 1):
-            title = f"{grid}: {task}" + (f" ({number}/{len(parts)})" if len(parts) > 1 else "")
-            out = Table(title=Text(title), title_justify="left")
-            out.add_column("method", overflow="fold", width=first)
-            for j in columns:
-                out.add_column(headers[j], justify="right", overflow="fold", width=widths[j])
-            for label, row in zip(labels, rows, strict=True):
-                out.add_row(Text(label), *(row[j] for j in columns))
-            console.print(out)
+        right = set(range(1, len(headers) + 1))
+        print_split(console, f"{grid}: {task}", ["method", *headers], rows, right=right)
     for note in dict.fromkeys(notes):
         console.print(note, markup=False, highlight=False)
     for missing in missing_metrics(store, grid):
         line = missing_note(missing)
         console.print(line, style="yellow", markup=False, highlight=False, soft_wrap=True)
+
+
+def print_split(
+    console: Console,
+    title: str,
+    headers: list[str],
+    rows: list[list[Text]],
+    keys: int = 1,
+    right: set[int] = frozenset(),  # type: ignore[assignment]
+    caption: str | None = None,
+) -> None:
+    """A table that never cuts a name or a number (80 columns in a CI log): one wider than the
+    console is printed as several, each repeating the first `keys` columns (what a row is),
+    with the others in order. A header may wrap at its spaces, and so may a key cell (to half
+    the console; within a word only where the widest other column would not fit beside it);
+    other cells never wrap. `right`: the columns aligned right (numbers)."""
+    widths = [
+        max([*map(len, header.split()), *(row[j].cell_len for row in rows)])
+        for j, header in enumerate(headers)
+    ]
+    words = [
+        min(max(len(word) for row in rows for word in row[j].plain.split() or [""]), width)
+        for j, width in enumerate(widths[:keys])
+    ]
+    key_widths = widths[:keys]
+    beside = max(widths[keys:], default=0) + 3  # the widest other column fits beside the keys
+    for limit, floor in (
+        (console.width // 2 - 3 * keys, words),  # key cells wrap at their spaces,
+        (console.width - 1 - 3 * keys - beside, [4] * keys),  # and within words if need be
+    ):
+        while sum(key_widths) > limit:
+            shrinkable = [j for j in range(keys) if key_widths[j] > max(floor[j], 4)]
+            if not shrinkable:
+                break
+            key_widths[max(shrinkable, key=lambda j: key_widths[j])] -= 1
+    first = sum(key_widths) + 3 * (keys - 1)
+    parts = column_groups(first, widths[keys:], console.width)
+    for number, group in enumerate(parts, 1):
+        numbered = f"{title} ({number}/{len(parts)})" if len(parts) > 1 else title
+        last = number == len(parts)
+        out = Table(
+            title=Text(numbered),
+            title_justify="left",
+            caption=Text(caption) if caption and last else None,
+            caption_justify="left",
+        )
+        columns = [*range(keys), *(keys + j for j in group)]
+        for j in columns:
+            width = key_widths[j] if j < keys else widths[j]
+            justify = "right" if j in right else "left"
+            out.add_column(headers[j], justify=justify, overflow="fold", width=width)
+        for row in rows:
+            out.add_row(*(row[j] for j in columns))
+        console.print(out)
 
 
 def column_groups(first: int, widths: list[int], total: int) -> list[list[int]]:
@@ -164,35 +204,34 @@ def comparison(report: ComparisonReport, console: Console, gate: bool = True) ->
     from bench.results.compare import summary  # not imported by `score`
 
     tasks = list(dict.fromkeys(row.task for row in report.rows))
+    headers = ["cell", "split", "metric", "baseline", "candidate", "delta", "95% CI", "p"]
     for task in tasks:
         over_seeds = any(len(r.seeds) > 1 for r in report.rows if r.task == task)
-        table = Table(
-            title=Text(f"{task}: {report.candidate} vs {report.baseline} (paper scale)"),
-            title_justify="left",
-            caption=_SEEDS_CAPTION if over_seeds else None,
-            caption_justify="left",
-        )
-        for column in ("cell", "split", "metric"):
-            table.add_column(column)
-        for column in ("baseline", "candidate", "delta", "95% CI", "p"):
-            table.add_column(column, justify="right")
-        table.add_column("verdict")
+        rows = []
         for row in (r for r in report.rows if r.task == task):
-            verdict = f"[{_VERDICT_STYLE[row.verdict]}]{row.verdict}[/]"
+            verdict = Text(row.verdict, style=_VERDICT_STYLE[row.verdict])
             if row.regression:
-                verdict = "[bold red]worse: regression[/]"
-            table.add_row(
-                row.cell,
-                row.split + ("" if row.tag == "ID" else f" [{row.tag}]"),
-                row.metric,
-                _number(row.baseline),
-                _number(row.candidate),
-                f"{row.delta:+.2f}",
-                f"[{row.low:+.2f}, {row.high:+.2f}]",
-                f"{row.p_value:.3f}",
+                verdict = Text("worse: regression", style="bold red")
+            rows.append([
+                Text(row.cell),
+                Text(row.split + ("" if row.tag == "ID" else f" [{row.tag}]")),
+                Text(row.metric),
+                Text(_number(row.baseline)),
+                Text(_number(row.candidate)),
+                Text(f"{row.delta:+.2f}"),
+                Text(f"[{row.low:+.2f}, {row.high:+.2f}]"),
+                Text(f"{row.p_value:.3f}"),
                 verdict,
-            )
-        console.print(table)
+            ])  # fmt: skip
+        print_split(
+            console,
+            f"{task}: {report.candidate} vs {report.baseline} (paper scale)",
+            [*headers, "verdict"],
+            rows,
+            keys=3,
+            right=set(range(3, len(headers))),
+            caption=_SEEDS_CAPTION if over_seeds else None,
+        )
     for item in report.not_compared:
         where = f" {item.split}" if item.split else ""
         console.print(

@@ -48,6 +48,7 @@ class SuiteMetric:
     metric: Metric
     view: str
     paper_factor: float = 1.0  # official scale -> the paper's tables (E2E BLEU 0.66 -> 66)
+    paper_decimals: int | None = None  # as the paper prints it (E2E BLEU 69.7, NIST 8.81)
 
 
 @dataclass(frozen=True)
@@ -233,11 +234,11 @@ register_suite(
         "coco-caption METEOR 1.5, ROUGE-L and CIDEr-D",
         {"mteval": _e2e, "coco": _e2e_coco},
         (
-            SuiteMetric("bleu", MtevalBleu(), "mteval", 100.0),
-            SuiteMetric("nist", MtevalNist(), "mteval"),
-            SuiteMetric("meteor", Meteor(), "coco", 100.0),
-            SuiteMetric("rouge_l", CocoRougeL(), "coco", 100.0),
-            SuiteMetric("cider", CiderD(), "coco"),
+            SuiteMetric("bleu", MtevalBleu(), "mteval", 100.0, paper_decimals=1),
+            SuiteMetric("nist", MtevalNist(), "mteval", paper_decimals=2),
+            SuiteMetric("meteor", Meteor(), "coco", 100.0, paper_decimals=1),
+            SuiteMetric("rouge_l", CocoRougeL(), "coco", 100.0, paper_decimals=1),
+            SuiteMetric("cider", CiderD(), "coco", paper_decimals=2),
         ),
     )
 )
@@ -248,9 +249,14 @@ register_suite(
         "METEOR 1.5 and tercom TER against 3 references, after lowercase/unidecode/tokenize",
         {"webnlg": _webnlg},
         (
-            SuiteMetric("bleu", MultiBleu(lowercase=True, pad_to=WEBNLG_MAX_REFS), "webnlg"),
-            SuiteMetric("meteor", Meteor(), "webnlg"),
-            SuiteMetric("ter", Ter(), "webnlg"),
+            SuiteMetric(
+                "bleu",
+                MultiBleu(lowercase=True, pad_to=WEBNLG_MAX_REFS),
+                "webnlg",
+                paper_decimals=1,
+            ),
+            SuiteMetric("meteor", Meteor(), "webnlg", paper_decimals=2),
+            SuiteMetric("ter", Ter(), "webnlg", paper_decimals=2),
         ),
     )
 )
@@ -261,11 +267,13 @@ register_suite(
         "the 3 reference files, outputs lowercased and tokenized like them; optional extras",
         {"dart": _dart},
         (
-            SuiteMetric("bleu", MultiBleu(lowercase=False, pad_to=DART_MAX_REFS), "dart"),
-            SuiteMetric("meteor", Meteor(), "dart"),
-            SuiteMetric("ter", Ter(), "dart"),
-            SuiteMetric("bertscore", BertScore(), "dart"),
-            SuiteMetric("bleurt", Bleurt(), "dart"),
+            SuiteMetric(
+                "bleu", MultiBleu(lowercase=False, pad_to=DART_MAX_REFS), "dart", paper_decimals=1
+            ),
+            SuiteMetric("meteor", Meteor(), "dart", paper_decimals=2),
+            SuiteMetric("ter", Ter(), "dart", paper_decimals=2),
+            SuiteMetric("bertscore", BertScore(), "dart", paper_decimals=2),
+            SuiteMetric("bleurt", Bleurt(), "dart", paper_decimals=2),
         ),
     )
 )
@@ -275,9 +283,9 @@ register_suite(
         "XSum: ROUGE-1/2/L F1 with Porter stemming (rouge-score), x100",
         {"raw": _raw},
         (
-            SuiteMetric("rouge_1", RougeScore("rouge1"), "raw"),
-            SuiteMetric("rouge_2", RougeScore("rouge2"), "raw"),
-            SuiteMetric("rouge_l", RougeScore("rougeL"), "raw"),
+            SuiteMetric("rouge_1", RougeScore("rouge1"), "raw", paper_decimals=2),
+            SuiteMetric("rouge_2", RougeScore("rouge2"), "raw", paper_decimals=2),
+            SuiteMetric("rouge_l", RougeScore("rougeL"), "raw", paper_decimals=2),
         ),
     )
 )
@@ -287,8 +295,8 @@ register_suite(
         "the mini tasks: sacrebleu BLEU and rouge-score ROUGE-L (both 0-100)",
         {"raw": _raw},
         (
-            SuiteMetric("bleu", SacreBleu(), "raw"),
-            SuiteMetric("rouge_l", RougeScore("rougeL"), "raw"),
+            SuiteMetric("bleu", SacreBleu(), "raw", paper_decimals=1),
+            SuiteMetric("rouge_l", RougeScore("rougeL"), "raw", paper_decimals=1),
         ),
     )
 )

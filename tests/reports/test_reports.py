@@ -167,7 +167,9 @@ def test_table1_aggregates_seeds_scales_bolds_by_direction_and_adds_paper_rows(s
     # ± the 95% interval of the mean over the 2 seeds: t(0.975, 1) = 12.706 x 1.414 / sqrt 2
     assert ft.values[e2e].half == pytest.approx(12.7062, abs=1e-4) and ft.values[e2e].runs == 2
     assert table.cell_text(0, e2e) == "67.0 ± 12.7"
-    assert "Mean over n = 1 to 2 runs" in table.notes[-1]
+    assert table.notes[-1] == (
+        "Mean ± 95% CI (Student t) over n=1 to 2 seeds; an entry of one run has no ±."
+    )
     assert ft.values[0] == pytest.approx(100.0) and prefix.values[0] == pytest.approx(7.257, 1e-3)
     best = table.best()
     assert best[e2e] == {1}  # prefix 69.5 beats FT 67.0
@@ -351,7 +353,7 @@ def test_page_renders_in_headless_chromium_without_missing_images(store, tmp_pat
     assert body, result.stdout[:500]
     assert 'data-images="5"' in body.group(1)
     assert 'data-broken-images="0"' in body.group(1)
-    assert "Table 1: table-to-text generation" in result.stdout
+    assert "Table-to-text generation (as Li &amp; Liang 2021, Table 1)</h2>" in result.stdout
 
 
 def test_column_groups_keep_every_table_within_the_width():
