@@ -189,6 +189,13 @@ def _quiet_libraries() -> None:
     show_default=True,
     help="ray: retries of a cell whose worker or node died",
 )
+@click.option(
+    "--track",
+    multiple=True,
+    metavar="mlflow[=URI]|tensorboard[=DIR]",
+    help="log each cell run to MLflow (default: a SQLite store in RESULTS/mlflow) or TensorBoard "
+    "(default: RESULTS/tensorboard); repeatable; needs pip install -e '.[track]'",
+)
 def run(
     grid: str,
     results_dir: Path,
@@ -207,6 +214,7 @@ def run(
     cpus_per_cell: float | None,
     gpus_per_cell: float | None,
     max_retries: int,
+    track: tuple[str, ...],
 ) -> None:
     """Run a grid: train and evaluate every cell not yet finished, then write its report.
 
@@ -244,6 +252,7 @@ def run(
             executor=executor,
             cpus_per_cell=max(1, int(cpus_per_cell or 1)),
             ray=ray,
+            track=track,
         )
     except KeyboardInterrupt:
         ignore_interrupts()

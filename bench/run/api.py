@@ -51,6 +51,7 @@ def run_grid(
     executor: str = "auto",
     cpus_per_cell: int = 1,
     ray: RayOptions | None = None,
+    track: tuple[str, ...] = (),
 ) -> GridRun:
     """Run a grid (a preset name or a YAML path): every cell not yet in `results_dir`'s store is
     trained and evaluated, then the grid's report is written. Bad input raises
@@ -59,7 +60,9 @@ def run_grid(
     `checkpoint_minutes`), where the next run resumes. `overrides` ("train.lr=1e-4", ...) and
     `seeds` change the grid as `run --set` and `--seeds` do (`bench.spec.overrides`).
     `executor`, as `run --executor` (`bench.run.executor.make_executor`): "auto", "process"
-    (`cpus_per_cell` threads a cell), "local" or "ray"; `ray`: Ray's options and retries."""
+    (`cpus_per_cell` threads a cell), "local" or "ray"; `ray`: Ray's options and retries.
+    `track`, as `run --track`: "mlflow", "mlflow=URI", "tensorboard", "tensorboard=DIR"
+    (`bench.run.tracking`): each cell run here is logged there once stored."""
     from rich.console import Console
 
     from bench.progress import make_progress
@@ -70,6 +73,7 @@ def run_grid(
     from bench.run.executor import Executor, make_executor
     from bench.run.runner import check_data, run_cells
     from bench.run.signals import interrupts_kept
+    from bench.run.tracking import make_trackers
     from bench.spec.grid import check_lengths, expand, load_grid
     from bench.spec.model_specs import window
 
@@ -78,6 +82,7 @@ def run_grid(
     spec, spec_text = load_grid(str(grid), model, plugins, tuple(overrides), seeds)
     check_claim_metrics(spec)
     check_results_dir(results)
+    trackers = make_trackers(track, results, spec.name)
     report_dir = inside(results, f"reports/{spec.name}")
     data = checked_data_dir(data_dir)
     cells = expand(spec)
@@ -108,6 +113,7 @@ def run_grid(
                 progress=progress,
                 checkpoint_minutes=checkpoint_minutes,
                 executor=runner,
+                trackers=trackers,
             )
         with interrupts_kept():
             report = write_report(store, spec.name, report_dir)

@@ -6,8 +6,9 @@ each finished cell's record with `bench.results.store.write_record` as it arrive
 only writer of the store. The default executor runs cells one after another in this process;
 `bench.run.ray_executor` runs them as Ray tasks, several at once. A cell that reuses others (a
 hybrid) waits until they are done. A failing cell is recorded with its reason and the grid goes
-on. Ctrl-C or SIGTERM records the running cells as interrupted and stops, leaving every
-finished cell stored (and the running ones' last checkpoints, where a rerun resumes).
+on. Once a cell is stored, the driver logs it to the run's trackers (`bench.run.tracking`).
+Ctrl-C or SIGTERM records the running cells as interrupted and stops, leaving every finished
+cell stored (and the running ones' last checkpoints, where a rerun resumes).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from bench.results.store import (
     write_record,
 )
 from bench.run.executor import Executor, LocalExecutor, Outcome
+from bench.run.tracking import Tracker
 from bench.spec.registry import TASKS
 from bench.spec.settings import Cell
 from bench.spec.task import DEV, TRAIN
@@ -81,18 +83,20 @@ def run_cells(
     progress: Progress | None = None,
     checkpoint_minutes: float = CHECKPOINT_MINUTES,
     executor: Executor | None = None,
+    trackers: list[Tracker] | None = None,
 ) -> RunSummary:
     """Run every cell not yet done or whose stored files are broken (all with `force`), each
     once across the runners sharing the store; a running cell saves a resumable training state
-    every `checkpoint_minutes`. A done cell keeps its result until its rerun's record commits."""
-    run = _Run(store, results_dir, force, checkpoint_minutes, progress)
+    every `checkpoint_minutes`. A done cell keeps its result until its rerun's record commits;
+    each cell stored here is then logged to `trackers`."""
+    run = _Run(store, results_dir, force, checkpoint_minutes, progress, list(trackers or ()))
     executor = executor or LocalExecutor(data_dir, progress)
     pending = run.to_run(cells)
     if progress is not None:
         run.bar = progress.add_task(
             "grid", total=len(cells), completed=len(run.summary.skipped), info=""
         )
-    with interrupts_recorded(), claims_renewed(store, run.owner, executor.running):
+    with interrupts_recorded(), claims_renewed(store, run.owner, executor.running), run.tracking():
         try:
             while pending or executor.running():
                 moved = run.dispatch(pending, executor)
@@ -122,6 +126,7 @@ class _Run:
     force: bool
     checkpoint_minutes: float
     progress: Progress | None
+    trackers: list[Tracker] = field(default_factory=list)  # opened at the first stored cell
     owner: str = field(default_factory=this_owner)
     since: float = field(default_factory=time.time)
     summary: RunSummary = field(default_factory=RunSummary)
@@ -129,6 +134,7 @@ class _Run:
     started: dict[str, float] = field(default_factory=dict)
     lines: dict[str, Any] = field(default_factory=dict)  # running cell -> its progress line
     repairs: set[str] = field(default_factory=set)  # done cells rerun for their broken files
+    opened: list[Tracker] = field(default_factory=list)
 
     def to_run(self, cells: list[Cell]) -> list[Cell]:
         """The cells to run: all with `force`; else those not done, and the done ones whose
@@ -232,7 +238,40 @@ class _Run:
             self.summary.done.append(cell)
             seconds = time.time() - self.started.get(cell.id, time.time())
             self.say(f"done   {cell.describe()} ({seconds:.0f}s)")
+            self.track(outcome)
         self.show(advance=1)
+
+    def track(self, record: CellRecord) -> None:
+        """Log a stored cell to each tracker, opening it first; a tracker that fails to open
+        is dropped for this run, one that fails to log skips the cell, each with a warning."""
+        for tracker in list(self.trackers):
+            if tracker not in self.opened:
+                try:
+                    tracker.open()
+                except Exception as error:
+                    self.trackers.remove(tracker)
+                    self.say(f"warning: {tracker.name} is off for this run: {_reason(error)}")
+                    continue
+                self.opened.append(tracker)
+            try:
+                tracker.log_cell(record, cell_dir(self.results_dir, record.cell.id))
+            except Exception as error:
+                self.say(
+                    f"warning: {tracker.name} did not log {record.cell.describe()}: "
+                    f"{_reason(error)}"
+                )
+
+    @contextmanager
+    def tracking(self) -> Iterator[None]:
+        """The trackers opened during the run are closed at its end, however it ends."""
+        try:
+            yield
+        finally:
+            for tracker in self.opened:
+                try:
+                    tracker.close()
+                except Exception as error:
+                    self.say(f"warning: {tracker.name} did not close: {_reason(error)}")
 
     def finished_elsewhere(self, cell: Cell) -> None:
         """A cell another runner finished, or failed, while this one ran."""
@@ -272,6 +311,12 @@ class _Run:
         """A line per finished cell: above the bars on a terminal, the only output in a CI log."""
         if self.progress is not None:
             self.progress.console.print(line, highlight=False, markup=False)  # labels, reasons
+
+
+def _reason(error: Exception) -> str:
+    """An exception as one line: its type and the first line of its message."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
 def dependency_folders(cell: Cell, store: Store, results_dir: Path) -> dict[str, Path]:
