@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from bench.run.ray_executor import RayOptions
     from bench.run.runner import RunSummary
-    from bench.spec.settings import GridSpec
+    from bench.spec.settings import Cell, GridSpec
 
 
 @dataclass
@@ -71,11 +71,10 @@ def run_grid(
     from bench.results.paths import inside
     from bench.results.store import Store, check_results_dir
     from bench.run.executor import Executor, make_executor
-    from bench.run.runner import check_data, run_cells
+    from bench.run.runner import run_cells
     from bench.run.signals import interrupts_kept
     from bench.run.tracking import make_trackers
-    from bench.spec.grid import check_lengths, expand, load_grid
-    from bench.spec.model_specs import window
+    from bench.spec.grid import expand, load_grid
 
     results = Path(results_dir)
     _check_options(checkpoint_minutes, executor, cpus_per_cell)
@@ -88,12 +87,7 @@ def run_grid(
     cells = expand(spec)
     finished = set() if force else Store.finished_cells(results / "bench.sqlite")
     todo = [c for c in cells if c.id not in finished]
-    if todo:  # the engine (torch, transformers) is imported only when there is work for it
-        from bench.engine.loading import check_available, hub_window
-
-        check_available(spec.model)
-        check_lengths(todo, *(window(spec.model) or hub_window(spec.model)))
-    check_data(todo, data)
+    _check_work(spec, todo, data)
     store = Store(results / "bench.sqlite")
     runner: Executor | None = None
     try:
@@ -122,6 +116,21 @@ def run_grid(
         if runner is not None:
             runner.close()
     return GridRun(spec, summary, report, time.time() - started)
+
+
+def _check_work(spec: GridSpec, todo: list[Cell], data: Path | None) -> None:
+    """The model loads, the inputs fit its window and the data is there, for the cells to run;
+    the engine (torch, transformers) is imported only when there is work for it."""
+    from bench.run.runner import check_data
+    from bench.spec.grid import check_lengths
+    from bench.spec.model_specs import window
+
+    if todo:
+        from bench.engine.loading import check_available, hub_window
+
+        check_available(spec.model)
+        check_lengths(todo, *(window(spec.model) or hub_window(spec.model)))
+    check_data(todo, data)
 
 
 def _check_options(checkpoint_minutes: float, executor: str, cpus_per_cell: int) -> None:

@@ -265,7 +265,7 @@ CASES: list[tuple[str, tuple[str, ...], list[Setup], str]] = [
     ("export unknown grid", ("export", "--results-dir", "res", "--grid", "nosuch"), [with_results()], "no grid 'nosuch'"),  # noqa: E501
     ("report unknown grid", ("report", "--results-dir", "res", "--grid", "nosuch"), [with_results()], "no grid 'nosuch'"),  # noqa: E501
     ("bundle without --out", ("export", "--results-dir", "res", "--format", "bundle"), [with_results()], "pass --out FILE"),  # noqa: E501
-    ("--out without bundle", ("export", "--results-dir", "res", "--out", "x.json"), [with_results()], "--out is for --format bundle"),  # noqa: E501
+    ("--out in a missing folder", ("export", "--results-dir", "res", "--out", "nodir/x.json"), [with_results()], "nodir is not a folder; create it first"),  # noqa: E501
     ("bundle of short predictions", ("export", "--results-dir", "res", "--format", "bundle", "--out", "b.json.gz"), [with_results(short_predictions)], "has 1 lines but the cell scored 3"),  # noqa: E501
     ("malformed predictions JSONL", ("compare", "res", "res"), [with_results(malformed_predictions)], "malformed"),  # noqa: E501
     ("compare-methods of a missing source", ("compare-methods", "nope"), [], "nope does not exist"),
