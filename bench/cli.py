@@ -24,6 +24,8 @@ from rich.markup import escape
 from bench.errors import UserError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from bench.results.bundle import ResultsSource
     from bench.results.compare import ComparisonReport
 
@@ -103,6 +105,27 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
     ctx.exit()
 
 
+def grid_change_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--data-dir, --model, --set and --seeds: what `run` and `plan` read a grid with, so a plan
+    prices the very cells the run would expand."""
+    options = (
+        click.option("--data-dir", type=click.Path(path_type=Path), help="official task files"),
+        click.option("--model", help="override the grid's model (hub id, path, mini, random:ARCH)"),
+        click.option(
+            "--set",
+            "sets",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="change the grid (repeatable): train.lr=1e-4, decode.num_beams=5, "
+            "methods.prefix.settings.length=5 (a method's own train: wins over the grid's)",
+        ),
+        click.option("--seeds", help="these seeds instead of the grid's, e.g. 0,1,2"),
+    )
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--version",
@@ -133,17 +156,7 @@ def _quiet_libraries() -> None:
     help="a preset in grids/ or a YAML path; bare --grid runs mini",
 )
 @results_dir_option
-@click.option("--data-dir", type=click.Path(path_type=Path), help="official task files")
-@click.option("--model", help="override the grid's model (hub id, path, mini, random:ARCH)")
-@click.option(
-    "--set",
-    "sets",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="change the grid (repeatable): train.lr=1e-4, decode.num_beams=5, "
-    "methods.prefix.settings.length=5 (a method's own train: wins over the grid's)",
-)
-@click.option("--seeds", help="run these seeds instead of the grid's, e.g. 0,1,2")
+@grid_change_options
 @click.option("--force", is_flag=True, help="rerun finished cells too")
 @click.option(
     "--dry-run", is_flag=True, help="print the grid's plan (as `bench plan`) and run nothing"
@@ -278,10 +291,7 @@ def run(
 @app.command()
 @click.argument("grid", default="mini")
 @results_dir_option
-@click.option("--data-dir", type=click.Path(path_type=Path), help="official task files")
-@click.option("--model", help="override the grid's model (hub id, path, mini, random:ARCH)")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="as `run --set`")
-@click.option("--seeds", help="as `run --seeds`, e.g. 0,1,2")
+@grid_change_options
 @click.option("--gpu", help="price on this GPU (H100, H200, A100, L40S, L4, A10, V100, T4, ...)")
 @click.option("--peak-tflops", type=FiniteFloat(min=0.001), help="or a GPU of this dense peak")
 @click.option("--mfu", type=FiniteFloat(min=0.0001), help="the GPU's MFU [measured, else 0.3]")

@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # the store and comparisons are not imported by `score`
     from bench.results.compare import ComparisonReport
     from bench.results.store import Store
 
+
 def claims_summary(store: Store, grid: str, console: Console) -> None:
     """The grid's claims, one line each with its verdict, after the counts; nothing when the
     grid declares none."""
@@ -204,7 +205,8 @@ def comparison(report: ComparisonReport, console: Console, gate: bool = True) ->
     from bench.results.compare import summary  # not imported by `score`
 
     tasks = list(dict.fromkeys(row.task for row in report.rows))
-    headers = ["cell", "split", "metric", "baseline", "candidate", "delta", "95% CI", "p"]
+    headers = ["cell", "split", "metric", "baseline", "candidate", "delta", "95% CI", "p",
+               "verdict"]  # fmt: skip
     for task in tasks:
         over_seeds = any(len(r.seeds) > 1 for r in report.rows if r.task == task)
         rows = []
@@ -226,10 +228,10 @@ def comparison(report: ComparisonReport, console: Console, gate: bool = True) ->
         print_split(
             console,
             f"{task}: {report.candidate} vs {report.baseline} (paper scale)",
-            [*headers, "verdict"],
+            headers,
             rows,
             keys=3,
-            right=set(range(3, len(headers))),
+            right=set(range(3, 8)),  # the numbers
             caption=_SEEDS_CAPTION if over_seeds else None,
         )
     for item in report.not_compared:

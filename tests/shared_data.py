@@ -2,7 +2,7 @@
 
 `BENCH_SHARED_DATA` (default: `../shared/data` beside the repository) and `BENCH_METRIC_VECTORS`
 (default: `metric-vectors` beside the data). When absent a test is skipped with the reason, except
-under CI (`CI=true`), where their absence is a failure: CI must not pass by skipping.
+under CI (`tests.prerequisites`).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
+from tests.prerequisites import unavailable
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -22,10 +22,7 @@ def _data_path() -> Path:
 def _present(path: Path, what: str, variable: str) -> Path:
     if path.is_dir():
         return path
-    reason = f"{what} not found at {path}; set {variable} to it"
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason)
+    unavailable(f"{what} not found at {path}; set {variable} to it")
 
 
 def shared_data_dir() -> Path:

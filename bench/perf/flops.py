@@ -1,5 +1,7 @@
 """The FLOP model MFU rests on: training FLOPs per token of an adapted GPT-2
-(`flops_per_token`), and the dense peaks of the GPUs it is divided by (`peak_of`).
+(`flops_per_token`), and the dense peaks of the GPUs it is divided by (`peak_of`); for `bench
+plan`, the same count per example of GPT-2 or BART (`example_flops`) and of the harness's beam
+search (`decode_flops`), both checked against `torch.utils.flop_counter`.
 
 FLOPs per token count matrix multiplies only (biases, norms, softmax, activations and the
 embedding lookup left out, as Kaplan et al. and PaLM do), from the harness's built model, so
@@ -104,7 +106,7 @@ def _gpt2_parts(base: nn.Module) -> tuple[list[nn.Module], nn.Module]:
 
 def flops_per_token(model: AdaptedLM, seq_len: int) -> Flops:
     """Training FLOPs per token of `model` (an adapted GPT-2) on sequences of `seq_len`."""
-    _gpt2_parts(model.base)
+    _gpt2_parts(model.base)  # the throughput benchmark's models: GPT-2's, or a clear error
     whole = example_flops(model, seq_len, 0)
     return Flops(*(part // seq_len for part in astuple(whole)))
 
@@ -125,7 +127,7 @@ def _stages(
     example of `source` + `target` tokens: a decoder-only model reads both as one sequence; an
     encoder-decoder's encoder reads the source and its decoder the target, attending to itself
     and to the source. A prefix adds its keys to the attentions it reaches; a prompt
-    (`prefix_rows`) also adds its rows to what the blocks run on."""
+    (`prefix_rows`) also adds its rows to what the blocks run on (and, decoder-only, the head)."""
     base, self_prefix, cross_prefix = model.base, model.prefix_length, model.cross_prefix_length
     if base.config.is_encoder_decoder:
         encoder, decoder = base.get_encoder(), base.get_decoder()
@@ -137,7 +139,7 @@ def _stages(
     blocks, final_norm = _gpt2_parts(base)
     length = source + target
     rows = length + self_prefix * model.prefix_rows
-    return [_Stage(b, rows, length + self_prefix) for b in blocks], final_norm, length
+    return [_Stage(b, rows, length + self_prefix) for b in blocks], final_norm, rows
 
 
 def example_flops(model: AdaptedLM, source: int, target: int) -> Flops:
@@ -166,27 +168,23 @@ def example_flops(model: AdaptedLM, source: int, target: int) -> Flops:
 
 
 def decode_flops(model: AdaptedLM, prompt: int, new_tokens: int, beams: int) -> int:
-    """Forward FLOPs of a beam search: the prompt read once per beam (a decoder-only model) or
-    encoded once (an encoder-decoder), then `new_tokens` steps of one row per beam, each scored
-    by the LM head and attending to every key so far (the cache)."""
+    """Forward FLOPs of the harness's beam search (`bench.engine.generation.beam_search`) on
+    one input, checked against `torch.utils.flop_counter`: the prompt read once (decoder-only:
+    every row through the LM head) or encoded once with the decoder's start token, the beams
+    then sharing its cache; then `new_tokens - 1` steps of one row per beam (the last token
+    chosen needs no step), each scored by the LM head and attending to every key so far."""
     width = model.base.config.hidden_size
     head = 2 * model.base.get_output_embeddings().weight.numel()
     if model.base.config.is_encoder_decoder:
-        encoder, _, _ = _stages(model, prompt, 0)
-        reads = sum(
-            s.tokens * (2 * matmul_weights(s.block) + 4 * width * s.keys)
-            for s in encoder
-            if s.tokens
-        )
+        reads = example_flops(model, prompt, 1).forward  # the source, and the start token
         blocks = list(model.base.get_decoder().layers)
-        step_keys = prompt + model.cross_prefix_length + model.prefix_length
+        keys = 1 + model.prefix_length + prompt + model.cross_prefix_length
     else:
-        reads = beams * example_flops(model, prompt, 0).forward
+        reads = example_flops(model, prompt, 0).forward
         blocks = _gpt2_parts(model.base)[0]
-        step_keys = prompt + model.prefix_length
+        keys = prompt + model.prefix_length
     weights = sum(matmul_weights(block) for block in blocks)
     steps = sum(
-        2 * weights + head + len(blocks) * 4 * width * (step_keys + t)
-        for t in range(1, new_tokens + 1)
+        2 * weights + head + len(blocks) * 4 * width * (keys + t) for t in range(1, new_tokens)
     )
     return reads + beams * steps

@@ -9,7 +9,8 @@ and says what it rests on:
   padded to its longest pair, batches drawn at random); a hub model whose tokenizer cannot be
   loaded here counts characters / 4;
 - decoded tokens: per input, the references' mean length + 1 (the eos), within the cell's
-  min/max new tokens, times its beams;
+  min/max new tokens, times its beams; decoding FLOPs as the harness's beam search runs them
+  (the prompt read once, its cache shared by the beams);
 - time on a named GPU: FLOPs / (its dense datasheet peak x MFU), the MFU given (`--mfu`),
   measured by `perf device --json` (`--mfu-from`: the harness's training rows, per method where
   measured), or `ASSUMED_MFU`, stated. Beam search on a GPU is bound by latency, not FLOPs: its
@@ -451,25 +452,31 @@ def past_speed(plans: list[CellPlan], results_dir: Path, data_dir: Path | None) 
     finally:
         store.close()
     sums = [0.0] * 5  # train s, train FLOPs, decode s, decode FLOPs, fixed s
+    n = 0
     for row in rows:
         cell = Cell.model_validate_json(row["config"])
         past = _plan_cell(cell, "stored", data_dir, model_config(cell.model)[0].is_encoder_decoder)
         timings, provenance = json.loads(row["timings"]), json.loads(row["provenance"])
         if past.work is None or not past.train_flops:
             continue
-        new = provenance.get("decoding", {}).get("new_tokens")
-        decode = past.decode_flops
-        if new and past.work.inputs:  # what it did decode, not the estimate
-            decode *= new / (past.work.inputs * past.work.new_tokens)
+        decode = _decoded(past, provenance.get("decoding", {}).get("new_tokens"))
         for i, v in enumerate((timings["train"], past.train_flops, timings["generate"], decode,
                                timings["setup"] + timings["score"])):  # fmt: skip
             sums[i] += v
+        n += 1
     if not sums[1] or not sums[3]:
         return None
-    n = len(rows)
     return Speed(
         sums[0] / sums[1], sums[2] / sums[3], sums[4] / n, f"{n} finished cells of this model"
     )
+
+
+def _decoded(plan: CellPlan, new_tokens: int | None) -> float:
+    """`plan`'s decoding FLOPs for the `new_tokens` its run did decode (not the estimate)."""
+    assert plan.work is not None and plan.decode_flops is not None
+    if not new_tokens or not plan.work.inputs:
+        return plan.decode_flops
+    return plan.decode_flops * new_tokens / (plan.work.inputs * plan.work.new_tokens)
 
 
 def calibrated_speed(plans: list[CellPlan], data_dir: Path | None, threads: int) -> Speed:
@@ -499,9 +506,7 @@ def calibrated_speed(plans: list[CellPlan], data_dir: Path | None, threads: int)
     finally:
         torch.set_num_threads(before)
     planned = _plan_cell(short, "to run", data_dir, model_config(cell.model)[0].is_encoder_decoder)
-    decode = planned.decode_flops
-    new = record.provenance["decoding"]["new_tokens"]
-    decode *= new / max(1, planned.work.inputs * planned.work.new_tokens)
+    decode = _decoded(planned, record.provenance["decoding"]["new_tokens"])
     t = record.timings
     return Speed(
         t["train"] / planned.train_flops,

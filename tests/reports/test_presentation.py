@@ -7,7 +7,6 @@ and terminal tables that wrap at 80 columns instead of cutting names."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -24,6 +23,7 @@ from bench.reports.report import write_report
 from bench.reports.table import Column, Row, Table, column_places, to_latex
 from bench.results.compare import ComparisonReport, MetricComparison
 from bench.results.store import Store
+from tests.prerequisites import program
 from tests.reports import test_reports
 from tests.runs import bench_here, fresh_python
 
@@ -122,18 +122,10 @@ def test_entries_say_over_how_many_seeds_and_one_run_has_no_plus_minus(store):
     assert "no ± without several seeds" in table.notes[-1]
 
 
-def _pdflatex() -> str:
-    path = shutil.which("pdflatex")
-    if path:
-        return path
-    reason = "pdflatex not installed (apt-get install texlive-latex-base texlive-latex-recommended)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason)
-
-
 def test_latex_tables_compile_and_latex_numbers_them(store, tmp_path):
-    pdflatex = _pdflatex()
+    pdflatex = program(
+        "pdflatex", install="apt-get install texlive-latex-base texlive-latex-recommended"
+    )
     out = tmp_path / "report"
     write_report(store, "g", out)
     tables = (out / "tables.tex").read_text()

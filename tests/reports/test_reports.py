@@ -4,7 +4,6 @@ the page in headless Chromium."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -21,6 +20,7 @@ from bench.reports.report import write_report
 from bench.reports.table import Column, Row, Table, latex_escape, to_latex, to_markdown
 from bench.reports.terminal import column_groups
 from bench.results.store import Store
+from tests.prerequisites import program
 
 BASE = 354_823_168  # gpt2-medium
 
@@ -316,18 +316,8 @@ def test_a_report_never_writes_or_deletes_outside_its_folder(store, tmp_path, na
     assert (tmp_path / "keep").is_dir() and not (tmp_path / "reports").exists()
 
 
-def _chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path:
-        return path
-    reason = "chromium not installed (apt-get install chromium)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason)
-
-
 def test_page_renders_in_headless_chromium_without_missing_images(store, tmp_path):
-    chromium = _chromium()
+    chromium = program("chromium", "chromium-browser", install="apt-get install chromium")
     index = write_report(store, "g", tmp_path / "reports" / "g")
     result = subprocess.run(
         [
